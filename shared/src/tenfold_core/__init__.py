@@ -1,0 +1,1 @@
+"""Tenfold shared core."""
