@@ -1,0 +1,372 @@
+"""One command-line convention for every Tenfold package.
+
+    X <verb> [POSITIONAL ...] [--config file.yaml] [--key value ...] [--print-config]
+
+Each verb is a function taking one config dataclass. Its fields become flags (nested dataclasses give dotted flags,
+``--optim.lr 3e-4``); a YAML file given with ``--config`` sets values first and flags override it;
+``--print-config`` prints the resolved configuration as YAML and exits. User errors (bad path, bad value, malformed
+data: any :class:`~tenfold_core.errors.UserError`) print one line on stderr and exit 2, without a traceback.
+
+Example::
+
+    app = App("funet", "Frame-UNet video segmentation")
+
+    @dataclass
+    class DemoConfig:
+        out: str = arg("runs/demo", help="output folder")
+        steps: int = 100
+
+    @app.command("demo", DemoConfig, help="run the embedded demo")
+    def demo(cfg: DemoConfig) -> None: ...
+
+    main = app.main            # the console-script entry point
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from tenfold_core.errors import ConfigError, UserError
+
+__all__ = ["App", "arg", "parse_config", "config_to_dict", "run_cli"]
+
+
+def arg(default: Any = dataclasses.MISSING, *, help: str = "", positional: bool = False, factory=None) -> Any:
+    """A dataclass field with CLI help text; ``positional=True`` makes it a positional argument."""
+    meta = {"help": help, "positional": positional}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------------- conversion
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _type_name(tp: Any) -> str:
+    tp, optional = _strip_optional(tp)
+    if get_origin(tp) is Literal:
+        name = "one of " + ", ".join(repr(a) for a in get_args(tp))
+    elif get_origin(tp) in (list, tuple):
+        inner = get_args(tp)
+        name = f"a list of {_type_name(inner[0])}" if inner else "a list"
+    else:
+        name = {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
+            tp, getattr(tp, "__name__", str(tp))
+        )
+    return name + (" (or null)" if optional else "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/flag value to the annotated type, or raise ConfigError naming ``where``."""
+    base, optional = _strip_optional(tp)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "~")):
+        if optional or base is Any:
+            return None
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got null")
+    try:
+        if base is Any:
+            return value
+        origin = get_origin(base)
+        if origin is Literal:
+            choices = get_args(base)
+            for c in choices:
+                if value == c or (isinstance(value, str) and str(c) == value):
+                    return c
+            raise ValueError
+        if origin in (list, tuple, Sequence) or base in (list, tuple):
+            if isinstance(value, str):
+                s = value.strip()
+                value = yaml.safe_load(s) if s.startswith("[") else [v for v in s.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            inner = get_args(base)
+            items = (
+                [_coerce(v, inner[0], f"{where}[{i}]") for i, v in enumerate(value)] if inner else list(value)
+            )
+            return tuple(items) if (origin is tuple or base is tuple) else items
+        if origin is dict or base is dict:
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            if not isinstance(value, dict):
+                raise ValueError
+            return dict(value)
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            return int(str(value).replace("_", ""))
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+        if base is Path:
+            return Path(value)
+        return base(value)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError):
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}") from None
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        key = prefix + sorted(unknown)[0]
+        raise ConfigError(f"{source}: unknown key '{key}' (known: {', '.join(prefix + k for k in fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        tp = hints[name]
+        if name not in values:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+                if _is_dataclass_type(tp):
+                    kwargs[name] = _build(tp, {}, prefix + name + ".", source)
+                    continue
+                raise ConfigError(f"{source}: missing required value '{prefix + name}'")
+            continue
+        v = values[name]
+        if _is_dataclass_type(tp):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{source}: '{prefix + name}' must be a mapping")
+            kwargs[name] = _build(tp, v, prefix + name + ".", source)
+        else:
+            kwargs[name] = _coerce(v, tp, f"{source}: '{prefix + name}'")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:  # __post_init__ validation
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass config as plain YAML/JSON-friendly data."""
+
+    def conv(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return conv(cfg)
+
+
+def _flatten(cls: type, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field]]:
+    out = []
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if _is_dataclass_type(tp):
+            out.extend(_flatten(tp, prefix + f.name + "."))
+        else:
+            out.append((prefix + f.name, tp, f))
+    return out
+
+
+def _set_dotted(d: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"'{key}': '{p}' is not a mapping")
+    d[parts[-1]] = value
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def load_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--config {p}: no such file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"--config {p}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {p}: not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {p}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def parse_config(cls: type, overrides: dict[str, Any] | None = None, config_file: str | None = None) -> Any:
+    """Build a config dataclass from an optional YAML file and dotted-key overrides (as the CLI does)."""
+    values: dict[str, Any] = load_yaml_config(config_file) if config_file else {}
+    source = f"--config {config_file}" if config_file else "config"
+    flat: dict[str, Any] = {}
+    for k, v in (overrides or {}).items():
+        _set_dotted(flat, k, v)
+    values = _merge(values, flat)
+    return _build(cls, values, "", source)
+
+
+# ---------------------------------------------------------------------------------------------------- the app
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+@dataclasses.dataclass
+class _Command:
+    name: str
+    config: type
+    fn: Callable[[Any], Any]
+    help: str
+
+
+class App:
+    """A package's command-line interface: verbs, each with one config dataclass."""
+
+    def __init__(self, prog: str, description: str = "", version: str | None = None):
+        self.prog = prog
+        self.description = description
+        self.version = version
+        self.commands: dict[str, _Command] = {}
+
+    def command(self, name: str, config: type, help: str = "") -> Callable:
+        if not _is_dataclass_type(config):
+            raise TypeError("config must be a dataclass type")
+
+        def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            self.commands[name] = _Command(
+                name, config, fn, help or (fn.__doc__ or "").strip().split("\n")[0]
+            )
+            return fn
+
+        return deco
+
+    def _parser(self) -> _Parser:
+        p = _Parser(prog=self.prog, description=self.description)
+        if self.version:
+            p.add_argument("--version", action="version", version=f"{self.prog} {self.version}")
+        sub = p.add_subparsers(dest="_verb", metavar="<verb>", parser_class=_Parser)
+        sub.required = True
+        for cmd in self.commands.values():
+            sp = sub.add_parser(
+                cmd.name, help=cmd.help, description=cmd.help, argument_default=argparse.SUPPRESS
+            )
+            sp.add_argument("--config", metavar="FILE.yaml", help="YAML file of values (flags override it)")
+            sp.add_argument(
+                "--print-config", action="store_true", help="print the resolved config as YAML and exit"
+            )
+            for key, tp, f in _flatten(cmd.config):
+                helptext = f.metadata.get("help", "")
+                default = f.default if f.default is not dataclasses.MISSING else None
+                if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                    default = f.default_factory()  # type: ignore[misc]
+                tail = f" [{_type_name(tp)}; default: {default!r}]"
+                if f.metadata.get("positional"):
+                    required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+                    sp.add_argument(key, nargs=None if required else "?", help=helptext + tail)
+                else:
+                    base, _ = _strip_optional(tp)
+                    if base is bool:
+                        sp.add_argument(
+                            f"--{key}", nargs="?", const="true", metavar="BOOL", help=helptext + tail
+                        )
+                        if "." not in key:
+                            sp.add_argument(
+                                f"--no-{key}",
+                                dest=key,
+                                action="store_const",
+                                const="false",
+                                help=argparse.SUPPRESS,
+                            )
+                    else:
+                        sp.add_argument(f"--{key}", metavar=key.split(".")[-1].upper(), help=helptext + tail)
+        return p
+
+    def parse(self, argv: Sequence[str] | None = None) -> tuple[_Command, Any, bool]:
+        ns = vars(self._parser().parse_args(list(sys.argv[1:] if argv is None else argv)))
+        cmd = self.commands[ns.pop("_verb")]
+        config_file = ns.pop("config", None)
+        print_config = bool(ns.pop("print_config", False))
+        cfg = parse_config(cmd.config, ns, config_file)
+        return cmd, cfg, print_config
+
+    def run(self, argv: Sequence[str] | None = None) -> Any:
+        """Parse and run a verb, raising exceptions (for tests and programmatic use)."""
+        cmd, cfg, print_config = self.parse(argv)
+        if print_config:
+            sys.stdout.write(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+            return None
+        return cmd.fn(cfg)
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Console-script entry point: user errors -> one line on stderr and exit 2."""
+        return run_cli(lambda: self.run(argv), self.prog)
+
+
+def run_cli(fn: Callable[[], Any], prog: str) -> int:
+    try:
+        result = fn()
+    except UserError as e:
+        sys.stderr.write(f"{prog}: error: {e}\n")
+        raise SystemExit(e.exit_code) from None
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        raise SystemExit(130) from None
+    return result if isinstance(result, int) else 0
+
+
+# ------------------------------------------------------------------------------------------------- `tenfold` CLI
+def tenfold_main(argv: Sequence[str] | None = None) -> int:
+    """`tenfold demo [--only X] [--out DIR]`: run every installed package's demo and print a summary table."""
+    from tenfold_core.demo_all import main as demo_main
+
+    return demo_main(argv)

