@@ -51,6 +51,7 @@ __all__ = [
     "make_dataloader",
     "EpochSeededSampler",
     "NaNGuard",
+    "EpochReseed",
     "AtomicCheckpointIO",
     "resolve_precision",
     "seed_everything",
@@ -280,37 +281,23 @@ class NaNGuard(Callback):
             )
 
 
-class RNGState(Callback):
-    """Save the python/numpy/torch RNG states in checkpoints and restore them when training resumes."""
+class EpochReseed(Callback):
+    """Reseed python, numpy and torch from (seed, epoch) at the first batch of every epoch.
 
-    def __init__(self):
-        self._pending: dict[str, Any] | None = None
+    Dropout and other random draws then depend only on the seed and the epoch, so a run resumed from an epoch-end
+    checkpoint ends with exactly the weights of an uninterrupted run (deterministic CPU), whatever RNG draws Lightning
+    made while restoring (sanity validation, data-loader iterators).
+    """
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-            "numpy": [
-                np.random.get_state()[0],
-                torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-                *np.random.get_state()[2:],
-            ],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+    def __init__(self, seed: int):
+        self.seed = seed
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict
-
-    def on_train_start(self, trainer, pl_module):
-        s, self._pending = self._pending, None
-        if not s:
-            return
-        py = s["python"]
-        random.setstate((py[0], tuple(py[1]), py[2]))
-        np.random.set_state((s["numpy"][0], s["numpy"][1].numpy().astype(np.uint32), *s["numpy"][2:]))
-        torch.set_rng_state(s["torch"])
-        if s["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(s["cuda"])
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            s = (self.seed * 1_000_003 + trainer.current_epoch) % 2**32
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -368,7 +355,7 @@ def build_trainer(
     out = Path(cfg.out_dir)
     ckpt_dir = out / "checkpoints"
     remove_stale_tmp(ckpt_dir)
-    cbs: list[Callback] = [NaNGuard(), RNGState()]
+    cbs: list[Callback] = [NaNGuard(), EpochReseed(cfg.seed)]
     monitor = cfg.monitor or None
     cbs.append(
         ModelCheckpoint(

@@ -2,7 +2,7 @@
 
 The sentiment language needs word order: negation flips a clause ("not good" is negative) and in "X but Y" the clause
 after "but" decides the label, so the same words appear in both classes and a bag-of-words model stays well below a
-model that reads order.
+model that reads order (at chance with the default rates).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ INTENSIFIERS = ["", "", "very", "really", "quite", "truly"]
 FILLERS = ["", "", "overall", "honestly", "i think", "to be fair"]
 
 
-def _clause(rng: random.Random, polarity: int, allow_negation: bool = True) -> str:
-    """A clause whose meaning is ``polarity`` (1 positive, 0 negative), negated half of the time."""
-    negate = allow_negation and rng.random() < 0.5
+def _clause(rng: random.Random, polarity: int, negation_prob: float = 0.5) -> str:
+    """A clause whose meaning is ``polarity`` (1 positive, 0 negative), negated with probability ``negation_prob``."""
+    negate = rng.random() < negation_prob
     word_pol = polarity ^ int(negate)
     adj = rng.choice(POSITIVE if word_pol else NEGATIVE)
     parts = [rng.choice(SUBJECTS), rng.choice(VERBS)]
@@ -56,31 +56,45 @@ def _clause(rng: random.Random, polarity: int, allow_negation: bool = True) -> s
     return " ".join(parts)
 
 
-def sentiment_sentence(rng: random.Random, label: int, but_prob: float = 0.5) -> str:
+def sentiment_sentence(
+    rng: random.Random, label: int, but_prob: float = 0.5, negation_prob: float = 0.5
+) -> str:
     """One sentence of the synthetic sentiment language with the given label."""
     filler = rng.choice(FILLERS)
     if rng.random() < but_prob:  # "<opposite clause> but <clause with the label>"
-        text = f"{_clause(rng, 1 - label)} but {_clause(rng, label)}"
+        text = f"{_clause(rng, 1 - label, negation_prob)} but {_clause(rng, label, negation_prob)}"
     else:
-        text = _clause(rng, label)
+        text = _clause(rng, label, negation_prob)
     return f"{filler} {text}".strip() if filler else text
 
 
-def make_sentiment_split(n: int, seed: int = 0, but_prob: float = 0.5) -> TextSplit:
+def make_sentiment_split(
+    n: int, seed: int = 0, but_prob: float = 0.5, negation_prob: float = 0.5
+) -> TextSplit:
     rng = random.Random(seed)
     labels = [i % 2 for i in range(n)]
     rng.shuffle(labels)
-    return TextSplit([sentiment_sentence(rng, y, but_prob) for y in labels], labels)
+    return TextSplit([sentiment_sentence(rng, y, but_prob, negation_prob) for y in labels], labels)
 
 
 def make_sentiment_data(
-    n_train: int = 2000, n_dev: int = 300, n_test: int = 500, seed: int = 0, but_prob: float = 0.5
+    n_train: int = 2000,
+    n_dev: int = 300,
+    n_test: int = 500,
+    seed: int = 0,
+    but_prob: float = 0.5,
+    negation_prob: float = 0.5,
 ) -> TextClassificationData:
-    """Train/dev/test splits of the synthetic sentiment language (labels: 0 = negative, 1 = positive)."""
+    """Train/dev/test splits of the synthetic sentiment language (labels: 0 = negative, 1 = positive).
+
+    With the defaults every word is equally frequent in both classes, so a bag-of-words model is at chance while the
+    rules (negation flips a clause, the clause after "but" decides) give the label exactly; lower ``negation_prob`` and
+    ``but_prob`` (e.g. 0.25 / 0.35) make words partly informative (bag-of-words about 2/3).
+    """
     return TextClassificationData(
-        make_sentiment_split(n_train, seed * 3 + 1, but_prob),
-        make_sentiment_split(n_dev, seed * 3 + 2, but_prob),
-        make_sentiment_split(n_test, seed * 3 + 3, but_prob),
+        make_sentiment_split(n_train, seed * 3 + 1, but_prob, negation_prob),
+        make_sentiment_split(n_dev, seed * 3 + 2, but_prob, negation_prob),
+        make_sentiment_split(n_test, seed * 3 + 3, but_prob, negation_prob),
         ["negative", "positive"],
     )
 

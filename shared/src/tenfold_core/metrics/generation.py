@@ -62,19 +62,15 @@ def corpus_bleu_n(
 ) -> float:
     """Cumulative corpus BLEU-n (uniform weights over 1..n-grams), nltk with smoothing method1 (epsilon 1e-12).
 
-    Each reference entry may be one text or a list of alternative references. Returns a fraction in [0, 1].
+    Each reference entry is one text, a list of alternative texts, or a list of alternative token lists.
+    Hypotheses are texts or token lists. Returns a fraction in [0, 1].
     """
     from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
     hyps = _tok(hypotheses)
     refs = []
     for r in references:
-        if isinstance(r, str):
-            refs.append([simple_tokenize(r)])
-        elif r and not isinstance(r[0], str):
-            refs.append(_tok(r))  # several references
-        else:
-            refs.append([list(r)])
+        refs.append([simple_tokenize(r)] if isinstance(r, str) else _tok(r))
     if len(refs) != len(hyps):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     weights = tuple([1.0 / n] * n)
