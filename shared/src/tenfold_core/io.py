@@ -57,9 +57,7 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
 
 
 def _json_default(o: Any) -> Any:
-    if hasattr(o, "item") and callable(o.item):
-        return o.item()
-    if hasattr(o, "tolist"):
+    if hasattr(o, "tolist") and callable(o.tolist):  # numpy / torch scalars and arrays
         return o.tolist()
     if isinstance(o, Path):
         return str(o)

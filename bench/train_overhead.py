@@ -1,0 +1,109 @@
+"""Overhead of tenfold_core.train (Lightning) over a raw PyTorch loop: same model, data, optimizer, steps.
+
+Prints, side by side in one run (median of interleaved repeats):
+- steady-state time per step (first 20 steps excluded) and the overhead ratio (goal: <= 1.03 on CPU),
+- whole-run wall time including Trainer set-up, checkpointing and export.
+Run: OMP_NUM_THREADS=1 python bench/train_overhead.py [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from tenfold_core.train import ClassifierModule, OptimConfig, TrainConfig, fit, make_dataloader
+
+WARMUP = 20
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+
+
+def dataset(steps, batch):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(steps * batch, 256, generator=g)
+    return TensorDataset(x, torch.randint(0, 10, (steps * batch,), generator=g))
+
+
+def raw_loop(ds, steps, batch):
+    m = model()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    dl = make_dataloader(ds, batch, shuffle=True)
+    stamps = []
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(dl):
+        if i == steps:
+            break
+        loss = nn.functional.cross_entropy(m(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        stamps.append(time.perf_counter())
+    return (stamps[-1] - stamps[WARMUP]) / (len(stamps) - 1 - WARMUP), time.perf_counter() - t0
+
+
+class Stamps(L.Callback):
+    def __init__(self):
+        self.t = []
+
+    def on_train_batch_end(self, *a):
+        self.t.append(time.perf_counter())
+
+
+def tenfold_loop(ds, steps, batch):
+    stamps = Stamps()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = TrainConfig(
+            out_dir=d,
+            max_epochs=1,
+            max_steps=steps,
+            accelerator="cpu",
+            progress_bar=False,
+            monitor=None,
+            resume="never",
+        )
+        t0 = time.perf_counter()
+        fit(
+            ClassifierModule(model(), OptimConfig(lr=1e-3)),
+            cfg,
+            make_dataloader(ds, batch, shuffle=True),
+            callbacks=[stamps],
+        )
+        total = time.perf_counter() - t0
+    t = stamps.t
+    return (t[-1] - t[WARMUP]) / (len(t) - 1 - WARMUP), total
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3)
+    a = p.parse_args()
+    ds = dataset(a.steps, a.batch)
+    raw, ours = [], []
+    for _ in range(a.repeats):
+        raw.append(raw_loop(ds, a.steps, a.batch))
+        ours.append(tenfold_loop(ds, a.steps, a.batch))
+    r_step = statistics.median(x[0] for x in raw)
+    o_step = statistics.median(x[0] for x in ours)
+    r_tot = statistics.median(x[1] for x in raw)
+    o_tot = statistics.median(x[1] for x in ours)
+    print(f"threads={torch.get_num_threads()} steps={a.steps} batch={a.batch} repeats={a.repeats}")
+    print(f"{'':24s}{'raw torch':>12s}{'tenfold_core':>14s}{'ratio':>8s}")
+    print(f"{'ms / step (steady)':24s}{r_step * 1e3:12.3f}{o_step * 1e3:14.3f}{o_step / r_step:8.3f}")
+    print(f"{'whole run (s)':24s}{r_tot:12.2f}{o_tot:14.2f}{o_tot / r_tot:8.3f}")
+    print(f"steady-state overhead: {100 * (o_step / r_step - 1):+.1f}% (goal <= +3%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tenfold_core.io import atomic_open, atomic_write_text, remove_stale_tmp, write_json
+from tenfold_core.report import markdown_table, new_figure, write_demo_outputs, write_metrics
+
+
+def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
+    p = tmp_path / "out.json"
+    atomic_write_text(p, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(p) as f:
+            f.write(b"half of the new cont")
+            raise RuntimeError("killed")
+    assert p.read_text() == "old"
+    assert not [x for x in tmp_path.iterdir() if x.name != "out.json"]
+
+
+def test_stale_tmp_files_are_removed(tmp_path):
+    (tmp_path / ".tmp-model.ckpt.abc").write_bytes(b"partial")
+    (tmp_path / "model.ckpt").write_bytes(b"ok")
+    assert remove_stale_tmp(tmp_path) == 1 and [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
+    assert remove_stale_tmp(tmp_path / "missing") == 0
+
+
+def test_write_json_converts_numbers(tmp_path):
+    write_json(
+        tmp_path / "x.json", {"a": np.float32(1.5), "b": torch.tensor(2), "c": np.arange(2), "d": tmp_path}
+    )
+    data = json.loads((tmp_path / "x.json").read_text())
+    assert data["a"] == 1.5 and data["b"] == 2 and data["c"] == [0, 1] and data["d"] == str(tmp_path)
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "y.json", {"x": object()})
+
+
+def test_metrics_must_be_flat(tmp_path):
+    flat = write_metrics(tmp_path / "m.json", {"acc": np.float64(0.5), "n": 3, "bad": float("nan")})
+    assert flat == {"acc": 0.5, "n": 3, "bad": None}
+    with pytest.raises(TypeError, match="flat"):
+        write_metrics(tmp_path / "m.json", {"nested": {"a": 1}})
+
+
+def test_markdown_table():
+    t = markdown_table([{"a": 1, "b": 0.123456}, {"a": 2, "b": math.inf}], digits=2)
+    lines = t.strip().splitlines()
+    assert lines[0] == "| a | b |" and lines[2] == "| 1 | 0.12 |" and "inf" in lines[3]
+    assert "no rows" in markdown_table([])
+
+
+def test_demo_outputs(tmp_path):
+    fig = new_figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [1, 0])
+    write_demo_outputs(tmp_path / "demo", {"score": 0.9}, "# Report\n", {"curve": fig})
+    out = tmp_path / "demo"
+    assert json.loads((out / "metrics.json").read_text()) == {"score": 0.9}
+    assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG" and (
+        out / "report.md"
+    ).read_text() == "# Report\n"
+
+
+def test_demo_all_runs_and_prints_a_table(tmp_path):
+    from tenfold_core.demo_all import discover_packages
+
+    pkgs = discover_packages()
+    assert all(not p.startswith("tenfold") for p in pkgs)
+    r = subprocess.run(
+        [sys.executable, "-m", "tenfold_core.demo_all", "--only", "nope", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "no installed package 'nope'" in r.stderr
