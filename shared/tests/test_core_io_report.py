@@ -76,3 +76,26 @@ def test_demo_all_runs_and_prints_a_table(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and "no installed package 'nope'" in r.stderr
+
+
+def test_demo_all_summary_table_with_a_fake_package(tmp_path, monkeypatch, capsys):
+    import tenfold_core.demo_all as D
+
+    fake = tmp_path / "fakepkg"
+    fake.write_text(
+        "#!/usr/bin/env python3\nimport json, sys, pathlib\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True)\n"
+        "(out / 'metrics.json').write_text(json.dumps({'acc': 0.75, 'n': 3}))\n"
+    )
+    fake.chmod(0o755)
+    broken = tmp_path / "broken"
+    broken.write_text("#!/usr/bin/env python3\nraise SystemExit(3)\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(D, "discover_packages", lambda: ["fakepkg", "broken"])
+    monkeypatch.setattr(D, "_script", lambda name: [str(tmp_path / name)])
+    assert D.main(["--out", str(tmp_path / "runs")]) == 1  # one demo failed
+    out = capsys.readouterr().out
+    assert "| fakepkg | ok |" in out and "acc=0.75" in out and "FAILED (3)" in out
+    assert D.main(["--only", "fakepkg", "--out", str(tmp_path / "runs2")]) == 0
+    monkeypatch.setattr(D, "discover_packages", lambda: [])
+    assert D.main(["--out", str(tmp_path / "r3")]) == 0 and "nothing to demo" in capsys.readouterr().out
