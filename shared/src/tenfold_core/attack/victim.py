@@ -59,7 +59,7 @@ class Victim:
         model: Callable | torch.nn.Module,
         tokenizer=None,
         *,
-        batch_size: int = 32,
+        batch_size: int = 128,
         max_length: int | None = None,
         device: str | torch.device | None = None,
         cache_size: int = 2**16,
