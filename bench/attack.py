@@ -82,7 +82,9 @@ def main(argv=None) -> int:
     for r, n, a, b, ratio, agree in rows:
         print(f"| {r} | {n} | {a:.1f} | {b:.1f} | {ratio:.2f}x | {agree}/{n} |")
     print()
-    print("#Query: TextAttack reports the queries spent when its final result was found; the harness reports every")
+    print(
+        "#Query: TextAttack reports the queries spent when its final result was found; the harness reports every"
+    )
     print("query spent (both are in each record: 'queries_at_result' and 'queries').")
     print(A.summary_table(tables))
     return 0

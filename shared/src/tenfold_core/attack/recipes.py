@@ -47,9 +47,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "textfooler": Recipe(
-        "textfooler", "delete", "embedding", None, (SimilaritySpec(USE_THRESHOLD, "angular", 15),)
-    ),
+    # TextFooler's own USE constraint is exactly the protocol's (angular 0.8408, window 15): it is represented by it,
+    # so a threshold recalibrated for a local encoder applies to both
+    "textfooler": Recipe("textfooler", "delete", "embedding"),
     "pwws": Recipe("pwws", "weighted-saliency", "embedding"),
     "textbugger": Recipe(
         "textbugger", "delete", "embedding", None, (SimilaritySpec(0.8, "angular", None, True, False),)
@@ -101,9 +101,9 @@ class AttackProtocol:
 
     def similarity_specs(self) -> list[SimilaritySpec]:
         specs = list(self.recipe_spec.similarity) if self.recipe_constraints else []
-        proto = SimilaritySpec(self.similarity_threshold, "angular", self.similarity_window, False, True)
-        if proto not in specs:
-            specs.append(proto)
+        specs.append(
+            SimilaritySpec(self.similarity_threshold, "angular", self.similarity_window, False, True)
+        )
         return specs
 
     def max_rates(self) -> list[float]:

@@ -218,7 +218,9 @@ class SimilarityConstraint:
         if not candidates:
             return np.zeros(0)
         if self.skip_short and self.window and all(len(c) < self.window for c in candidates):
-            return np.ones(len(candidates))  # every candidate is shorter than the window: all pass, no encoding
+            return np.ones(
+                len(candidates)
+            )  # every candidate is shorter than the window: all pass, no encoding
         if self.window:
             refs = [reference.window(index, self.window)] * len(candidates)
             cands = [c.window(index, self.window) for c in candidates]

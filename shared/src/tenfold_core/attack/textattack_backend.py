@@ -39,8 +39,8 @@ from textattack.constraints.semantics.sentence_encoders import SentenceEncoder  
 from textattack.goal_functions import UntargetedClassification  # noqa: E402
 from textattack.models.wrappers import ModelWrapper  # noqa: E402
 from textattack.search_methods import GreedyWordSwapWIR  # noqa: E402
-from textattack.transformations.word_swaps.word_swap_embedding import recover_word_case as _ta_recover_case  # noqa: E402
 from textattack.transformations import WordSwap  # noqa: E402
+from textattack.transformations.word_swaps.word_swap_embedding import recover_word_case as _ta_recover_case  # noqa: E402
 
 __all__ = [
     "PerWordBudgetUntargetedClassification",
@@ -138,7 +138,10 @@ def build_textattack_attack(
         )  # fmt: skip
     else:
         transformation = SourceWordSwap(synonyms, protocol.k)
-    constraints = [RepeatModification(), LowercaseStopwordModification(stopwords={w.lower() for w in stopwords})]
+    constraints = [
+        RepeatModification(),
+        LowercaseStopwordModification(stopwords={w.lower() for w in stopwords}),
+    ]
     constraints += [MaxWordsPerturbed(max_percent=r) for r in protocol.max_rates()]
     specs = protocol.similarity_specs()
     if specs and encoder is None:

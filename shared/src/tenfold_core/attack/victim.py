@@ -40,9 +40,7 @@ def _to_probs(out, n: int) -> np.ndarray:
         raise ValueError(f"victim returned shape {tuple(out.shape)} for {n} texts; expected [N, num_classes]")
     # logits -> probabilities; rows that already are probabilities are kept (TextAttack does the same check)
     rows_sum = out.sum(-1)
-    is_prob = bool(
-        ((out >= 0).all() and torch.allclose(rows_sum, torch.ones_like(rows_sum), atol=1e-4)).item()
-    )
+    is_prob = bool((out >= 0).all().item()) and torch.allclose(rows_sum, torch.ones_like(rows_sum), atol=1e-4)
     return (out if is_prob else out.softmax(-1)).numpy().astype(np.float64)
 
 
