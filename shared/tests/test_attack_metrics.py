@@ -92,3 +92,20 @@ def test_protocol_defaults_are_textdefenders_and_budget_is_per_word():
     text = p.describe()
     for part in ("textfooler", "K=50", "rho_max=0.3", "0.8408", "50x#words", "seed 42"):
         assert part in text
+
+
+def test_word_view_keeps_punctuation_and_windows_like_textattack():
+    from tenfold_core.attack import WordText, num_words
+
+    t = WordText.from_text("'Great' film, isn't it? A must-see...")
+    assert t.words == ("Great", "film", "isn't", "it", "A", "must-see")
+    assert t.text == "'Great' film, isn't it? A must-see..."
+    assert t.replace(1, "movie").text == "'Great' movie, isn't it? A must-see..."
+    assert t.delete(0).text == "'film, isn't it? A must-see..."
+    assert num_words("a b  c\td") == 4
+    w = WordText.from_text(" ".join(f"w{i}" for i in range(20)))
+    # TextAttack's text_window_around_index: centred, clipped at both ends
+    assert w.window(10, 5) == "w8 w9 w10 w11 w12"
+    assert w.window(0, 5) == "w0 w1 w2 w3 w4"
+    assert w.window(19, 5) == "w15 w16 w17 w18 w19"
+    assert w.window(3, 50) == w.text

@@ -84,15 +84,13 @@ class GreedyWordSwapAttack:
         self.victim = victim
         self.synonyms = synonyms
         self.protocol = protocol or AttackProtocol()
-        self.recipe: Recipe = self.protocol.recipe_spec
-        if self.recipe.candidates == "mlm" and not getattr(synonyms, "context_dependent", False):
-            pass  # any source may stand in for the MLM; documented
+        self.recipe: Recipe = self.protocol.recipe_spec  # any source may stand in for BERT-Attack's masked LM
         self.stopwords = frozenset(w.lower() for w in stopwords)
         specs = self.protocol.similarity_specs()
         if specs and encoder is None:
             from tenfold_core.attack.similarity import default_encoder
 
-            encoder = default_encoder(victim=getattr(victim, "model", None) and victim, synonyms=synonyms)
+            encoder = default_encoder(victim=victim, synonyms=synonyms)
         self.encoder = encoder
         self.similarity = [
             SimilarityConstraint(
@@ -118,11 +116,7 @@ class GreedyWordSwapAttack:
     ) -> tuple[list[WordText], list[float | None]]:
         """Candidate texts for word ``i`` of the current text that pass every constraint, sorted by text."""
         cur = current.text
-        if self.synonyms.context_dependent:
-            words = self.synonyms.candidates_in_context(cur, i)
-        else:
-            words = self.synonyms.candidates_in_context(cur, i)[: self.protocol.k]
-        words = words[: self.protocol.k]
+        words = self.synonyms.candidates_in_context(cur, i)[: self.protocol.k]
         cands = []
         seen = set()
         for w in words:

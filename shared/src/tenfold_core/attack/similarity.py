@@ -185,10 +185,9 @@ def default_encoder(victim=None, synonyms=None) -> SentenceEncoder:
         return HFMeanPoolEncoder.from_pretrained(minilm_path())
     if synonyms is not None and hasattr(synonyms, "matrix"):
         return WordVectorMeanEncoder.from_synonyms(synonyms)
-    if victim is not None:
-        from tenfold_core.attack.synonyms import EmbeddingSynonyms
-
-        return WordVectorMeanEncoder.from_synonyms(EmbeddingSynonyms.from_victim(victim, k=1, cache=False))
+    if victim is not None and hasattr(victim, "input_embeddings"):
+        w, tokens = victim.input_embeddings()
+        return WordVectorMeanEncoder(w, tokens, name="mean input embeddings of the victim")
     raise ConfigError(
         "no sentence encoder available: pass one (HFMeanPoolEncoder, WordVectorMeanEncoder, ...)"
     )

@@ -49,7 +49,8 @@ class Victim:
 
     ``model`` is a ``transformers`` sequence classifier (give its ``tokenizer``) or any callable
     ``f(list[str]) -> logits or probabilities [N, C]`` (tensor, array or nested list). ``max_length`` truncates
-    tokenised inputs (default: the tokenizer's ``model_max_length`` capped at 512).
+    tokenised inputs (default: the tokenizer's ``model_max_length`` capped at 512). A module is moved to ``device``
+    (default: where its parameters are) and put in eval mode.
     """
 
     def __init__(
