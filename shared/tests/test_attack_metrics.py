@@ -14,6 +14,7 @@ from tenfold_core.attack import (
     read_records,
     sample_examples,
     summarize,
+    summary_report,
     summary_table,
 )
 from tenfold_core.errors import ConfigError, DataError
@@ -33,6 +34,8 @@ def test_fixed_record_file_metrics_match_hand_computed_values():
     assert s["perturbed_word_pct"] == pytest.approx((25 + 20 + 25 + 25 + 20) / 5)
     table = summary_table({"fixture": recs})
     assert "| fixture | 10 | 80.00 | 30.00 | 62.50 | 106.25 | 23.00 |" in table
+    report = summary_report({"fixture": recs}, AttackProtocol("pwws"))
+    assert report.startswith("Protocol: recipe=pwws; K=50") and report.endswith(table)
 
 
 def test_partial_last_line_is_ignored_and_repaired(tmp_path):

@@ -64,6 +64,19 @@ SCRIPT = textwrap.dedent(
             agree[recipe] = [[a[k] for k in keys] == [b[k] for k in keys] for a, b in zip(ours, ta)]
             agree[recipe + "_statuses"] = sorted({a["status"] for a in ours})
         res["agree"] = agree
+        # BERT-Attack through TextAttack's own WordSwapMaskedLM on a local (untrained) masked LM: runs offline
+        import torch
+        from transformers import BertForMaskedLM
+        from tenfold_core.models import tiny_bert_config
+
+        torch.manual_seed(0)
+        mlm = BertForMaskedLM(tiny_bert_config(vocab_size=len(tok), hidden=32, layers=1, heads=2, max_len=40))
+        src = A.MaskedLMSynonyms(mlm, tok, k=50)
+        proto = A.AttackProtocol("bert-attack", n_examples=5)
+        idx = A.sample_examples(data.test.texts, 5, 5, 42)
+        recs = TB.run_textattack(TB.build_textattack_attack(A.Victim(model, tok), src, proto, enc),
+                                 data.test.texts, data.test.labels, idx)
+        res["ta_bert_attack"] = [r["status"] for r in recs]
     res["network_attempts"] = attempts
     print("RESULT " + json.dumps(res))
     """
@@ -106,3 +119,5 @@ def test_import_offline_with_networking_disabled(tmp_path):
         for recipe in ("textfooler", "pwws", "textbugger"):
             assert all(res["agree"][recipe]), (recipe, res["agree"])
         assert "succeeded" in res["agree"]["textfooler_statuses"]
+        assert len(res["ta_bert_attack"]) == 5
+        assert set(res["ta_bert_attack"]) <= {"skipped", "succeeded", "failed"}

@@ -28,6 +28,7 @@ from tenfold_core.attack.runner import (  # noqa: E402
     run_attack,
     sample_examples,
     summarize,
+    summary_report,
     summary_table,
 )
 from tenfold_core.attack.search import GreedyWordSwapAttack, QueryBudget  # noqa: E402
@@ -96,6 +97,7 @@ __all__ = [
     "run_attack",
     "sample_examples",
     "summarize",
+    "summary_report",
     "summary_table",
     "textattack_available",
 ]

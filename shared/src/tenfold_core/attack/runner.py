@@ -29,6 +29,7 @@ __all__ = [
     "run_attack",
     "summarize",
     "summary_table",
+    "summary_report",
 ]
 
 
@@ -187,3 +188,11 @@ def summary_table(rows: Mapping[str, Sequence[Mapping]] | Sequence[Mapping], dig
             "Pert%": s["perturbed_word_pct"],
         })  # fmt: skip
     return markdown_table(table, digits=digits)
+
+
+def summary_report(
+    rows: Mapping[str, Sequence[Mapping]], protocol: AttackProtocol, synonyms=None, encoder=None, digits: int = 2
+) -> str:
+    """The protocol line (synonym source and K, rho_max, encoder and threshold, budget, example filter, seed) and
+    the summary table: numbers are only comparable under the same protocol."""
+    return f"Protocol: {protocol.describe(synonyms, encoder)}\n\n" + summary_table(rows, digits)

@@ -132,9 +132,14 @@ def build_textattack_attack(
     if isinstance(synonyms, MaskedLMSynonyms):
         from textattack.transformations import WordSwapMaskedLM
 
+        max_len = min(
+            int(getattr(synonyms.tokenizer, "model_max_length", 512) or 512),
+            int(getattr(synonyms.model.config, "max_position_embeddings", 512)),
+            synonyms.max_length,
+        )
         transformation = WordSwapMaskedLM(
             method="bert-attack", masked_language_model=synonyms.model, tokenizer=synonyms.tokenizer,
-            max_candidates=protocol.k,
+            max_candidates=protocol.k, max_length=max_len,
         )  # fmt: skip
     else:
         transformation = SourceWordSwap(synonyms, protocol.k)
