@@ -191,7 +191,11 @@ def summary_table(rows: Mapping[str, Sequence[Mapping]] | Sequence[Mapping], dig
 
 
 def summary_report(
-    rows: Mapping[str, Sequence[Mapping]], protocol: AttackProtocol, synonyms=None, encoder=None, digits: int = 2
+    rows: Mapping[str, Sequence[Mapping]],
+    protocol: AttackProtocol,
+    synonyms=None,
+    encoder=None,
+    digits: int = 2,
 ) -> str:
     """The protocol line (synonym source and K, rho_max, encoder and threshold, budget, example filter, seed) and
     the summary table: numbers are only comparable under the same protocol."""
