@@ -281,3 +281,22 @@ def test_victim_embedding_source_has_only_whole_words(toy):
     sims = (m @ m[row]).numpy()
     sims[row] = -np.inf
     assert syn.candidates("good")[0] == syn.words[int(sims.argmax())]
+
+
+def test_many_examples_in_flight_give_the_same_records(toy):
+    model, tok, data, victim, syn, enc = toy
+    proto = AttackProtocol("textfooler", n_examples=24)
+    seq = run_attack(
+        GreedyWordSwapAttack(Victim(model, tok), syn, proto, enc), data.test.texts, data.test.labels
+    )
+    v = Victim(model, tok)
+    batched = run_attack(
+        GreedyWordSwapAttack(v, syn, proto, enc), data.test.texts, data.test.labels, batch_examples=8
+    )
+    assert [r["index"] for r in batched] == [r["index"] for r in seq]
+    key = ("status", "perturbed", "queries", "queries_at_result")
+    same = sum([a[k] for k in key] == [b[k] for k in key] for a, b in zip(seq, batched))
+    assert same >= 22  # identical up to floating-point ties between differently padded batches
+    assert v.num_queries == sum(r["queries"] for r in batched)  # per-example counts add up to the victim's
+    for r in batched:
+        assert r["queries"] <= proto.budget(r["num_words"])

@@ -105,12 +105,16 @@ def run_attack(
     resume: bool = True,
     progress: Callable[[int, int, dict], None] | None = None,
     max_examples: int | None = None,
+    batch_examples: int = 1,
 ) -> list[dict]:
     """Attack ``texts`` (``indices`` of them; default: the protocol's seeded sample) and return every record.
 
     ``attack`` is a :class:`~tenfold_core.attack.search.GreedyWordSwapAttack` (or anything with ``attack(text,
     label) -> record`` and a ``protocol``). With ``out`` (a ``.jsonl`` path) records are appended as they are made and
     a second call resumes. ``max_examples`` stops after that many new examples (used to simulate a kill in tests).
+    ``batch_examples > 1`` attacks that many examples at once, their queries batched together
+    (:meth:`~tenfold_core.attack.search.GreedyWordSwapAttack.attack_many`); records are then written in the order the
+    examples finish, and the returned list is still in ``indices`` order.
     """
     if len(texts) != len(labels):
         raise ConfigError(f"{len(texts)} texts but {len(labels)} labels")
@@ -137,29 +141,33 @@ def run_attack(
             out.unlink()
         write_json(ppath, meta)
         writer = RecordWriter(out)
-    records = []
-    new = 0
+    todo = [int(i) for i in indices if int(i) not in done]
+    if max_examples is not None:
+        todo = todo[:max_examples]
+    made: dict[int, dict] = {}
+
+    def keep(idx: int, rec: dict, t0: float) -> None:
+        rec = {"index": idx, **rec, "seconds": round(time.perf_counter() - t0, 4)}
+        if writer is not None:
+            writer.write(rec)
+        made[idx] = rec
+        if progress is not None:
+            progress(len(done) + len(made), len(indices), rec)
+
     try:
-        for pos, idx in enumerate(indices):
-            idx = int(idx)
-            if idx in done:
-                records.append(done[idx])
-                continue
-            if max_examples is not None and new >= max_examples:
-                break
+        if batch_examples > 1 and hasattr(attack, "attack_many"):
             t0 = time.perf_counter()
-            rec = {"index": idx, **attack.attack(texts[idx], int(labels[idx]))}
-            rec["seconds"] = round(time.perf_counter() - t0, 4)
-            if writer is not None:
-                writer.write(rec)
-            records.append(rec)
-            new += 1
-            if progress is not None:
-                progress(pos + 1, len(indices), rec)
+            pairs = [(texts[i], int(labels[i])) for i in todo]
+            for pos, rec in attack.attack_many(pairs, width=batch_examples):
+                keep(todo[pos], rec, t0)  # seconds: since the batch started
+        else:
+            for idx in todo:
+                t0 = time.perf_counter()
+                keep(idx, attack.attack(texts[idx], int(labels[idx])), t0)
     finally:
         if writer is not None:
             writer.close()
-    return records
+    return [done.get(int(i)) or made[int(i)] for i in indices if int(i) in done or int(i) in made]
 
 
 def summarize(records: Sequence[Mapping]) -> dict[str, float]:

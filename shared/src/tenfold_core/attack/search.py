@@ -38,21 +38,22 @@ UNK = "[UNK]"
 class QueryBudget:
     """Counts model queries of one example and cuts batches at the budget (TextAttack's goal-function rule)."""
 
-    def __init__(self, victim, label: int, budget: int | None):
-        self.victim, self.label, self.budget = victim, int(label), budget
+    def __init__(self, label: int, budget: int | None):
+        self.label, self.budget = int(label), budget
         self.used = 0
 
     @property
     def exhausted(self) -> bool:
         return self.budget is not None and self.used >= self.budget
 
-    def query(self, texts: list[WordText]) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Scores and predictions of (the part of) ``texts`` the budget allows; third item: search over."""
+    def query(self, texts: list[WordText]):
+        """Generator: yields the texts (the part the budget allows) to be run by the victim, receives their
+        probabilities, returns ``(scores, predictions, search_over)``. Use with ``yield from``."""
         if self.budget is not None:
             texts = texts[: max(self.budget - self.used, 0)]
         self.used += len(texts)
         if texts:
-            p = self.victim.probs([t.text for t in texts])
+            p = yield [t.text for t in texts]
             scores, preds = 1.0 - p[:, self.label], p.argmax(-1)
         else:
             scores, preds = np.zeros(0), np.zeros(0, dtype=int)
@@ -140,7 +141,7 @@ class GreedyWordSwapAttack:
         return [cands[j] for j in order], [sims[j] for j in order]
 
     # ---------------------------------------------------------------------------------------------- ranking
-    def _rank(self, original: WordText, q: QueryBudget, init: _Step) -> tuple[list[int], bool]:
+    def _rank(self, original: WordText, q: QueryBudget, init: _Step):
         idx = self.modifiable(original, set())
         if not idx:
             return [], q.exhausted
@@ -149,7 +150,7 @@ class GreedyWordSwapAttack:
             texts = [original.delete(i) for i in idx]
         else:
             texts = [original.replace(i, UNK) for i in idx]
-        scores, _, over = q.query(texts)
+        scores, _, over = yield from q.query(texts)
         if wir == "weighted-saliency":
             sal = np.exp(scores - scores.max()) if len(scores) else scores
             sal = sal / sal.sum() if len(sal) else sal
@@ -162,7 +163,7 @@ class GreedyWordSwapAttack:
                 if not cands:
                     deltas.append(0.0)
                     continue
-                s, _, over = q.query(cands)
+                s, _, over = yield from q.query(cands)
                 deltas.append(float(s.max()) if len(s) else 0.0)
             scores = sal * np.asarray(deltas[: len(sal)])
         # TextAttack: np.array(indices)[(-scores).argsort()] (numpy's default quicksort, not stable)
@@ -171,20 +172,68 @@ class GreedyWordSwapAttack:
 
     # ---------------------------------------------------------------------------------------------- attack
     def attack(self, text: str, label: int) -> dict:
-        """Attack one example; returns its record (see :mod:`tenfold_core.attack.runner`)."""
+        """Attack one example; returns its record (see :mod:`tenfold_core.attack.runner`). The victim's cache is
+        cleared first (a per-example cache)."""
+        if hasattr(self.victim, "clear_cache"):
+            self.victim.clear_cache()
+        steps = self.steps(text, label)
+        try:
+            request = next(steps)
+            while True:
+                request = steps.send(self.victim.probs(request))
+        except StopIteration as stop:
+            return stop.value
+
+    def attack_many(self, examples, width: int = 8):
+        """Attack ``(text, label)`` pairs with up to ``width`` examples in flight: the queries of every example in
+        flight go to the victim as one batch (bigger batches for a GPU). Yields ``(position, record)`` as examples
+        finish (not in input order). Each example keeps its own query count and budget; the victim's cache is
+        shared by the examples in flight (bounded by its ``cache_size``)."""
+        pending = iter(enumerate(examples))
+        active: dict[int, tuple] = {}  # position -> (generator, request)
+
+        def start():
+            while len(active) < max(1, width):
+                item = next(pending, None)
+                if item is None:
+                    return
+                pos, (text, label) = item
+                gen = self.steps(text, int(label))
+                try:
+                    active[pos] = (gen, next(gen))
+                except StopIteration as stop:  # pragma: no cover - every attack queries the original text
+                    yield pos, stop.value
+
+        yield from start()
+        while active:
+            order = list(active)
+            flat = [t for pos in order for t in active[pos][1]]
+            probs = self.victim.probs(flat)
+            at = 0
+            for pos in order:
+                gen, req = active[pos]
+                part, at = probs[at : at + len(req)], at + len(req)
+                try:
+                    active[pos] = (gen, gen.send(part))
+                except StopIteration as stop:
+                    del active[pos]
+                    yield pos, stop.value
+            yield from start()
+
+    def steps(self, text: str, label: int):
+        """The attack of one example as a generator: yields lists of texts to query, receives their probabilities
+        ``[N, C]``, returns the record."""
         original = WordText.from_text(text)
         n = len(original)
         budget = self.protocol.budget(n)
-        if hasattr(self.victim, "clear_cache"):
-            self.victim.clear_cache()
-        q = QueryBudget(self.victim, label, budget)
-        s0, p0, over = q.query([original])
+        q = QueryBudget(label, budget)
+        s0, p0, over = yield from q.query([original])
         init = _Step(original, float(s0[0]), int(p0[0]), queries_at=q.used)
         if init.pred != int(label):
             return self._record(text, label, init, init, q, "skipped", original)
         if over:
             return self._record(text, label, init, init, q, "failed", original)
-        order, over = self._rank(original, q, init)
+        order, over = yield from self._rank(original, q, init)
         cur = init
         for i in order:
             if over:
@@ -192,7 +241,7 @@ class GreedyWordSwapAttack:
             cands, sims = self.transformations(cur, original, i)
             if not cands:
                 continue
-            scores, preds, over = q.query(cands)
+            scores, preds, over = yield from q.query(cands)
             if len(scores) == 0:
                 break
             ranked = sorted(
