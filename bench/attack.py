@@ -82,6 +82,13 @@ def main(argv=None) -> int:
         agree_many = sum(
             (a["status"], a["perturbed"]) == (b["status"], b["perturbed"]) for a, b in zip(many_recs, ta_recs)
         )
+        for a, b in zip(our_recs, ta_recs):
+            if (a["status"], a["perturbed"]) != (b["status"], b["perturbed"]):
+                pa = victim.probs([a["perturbed"] or a["original"], b["perturbed"] or b["original"]])[
+                    :, a["label"]
+                ]
+                print(f"  differs: {a['original']!r}: harness {a['perturbed']!r} vs TextAttack {b['perturbed']!r}; "
+                      f"p(true label) {pa[0]:.7f} vs {pa[1]:.7f}")  # fmt: skip
         n = len(idx)
         rows.append(
             (recipe, n, n / t_ta, n / t_ours, t_ta / t_ours, agree, n / t_many, t_ta / t_many, agree_many)
@@ -102,7 +109,9 @@ def main(argv=None) -> int:
     print(
         "identical = same status, adversarial text (and, sequential harness, query count at the result) as TextAttack;"
     )
-    print("the rest are floating-point ties (TextAttack pads every batch to the tokenizer's maximum length).")
+    print(
+        "each differing example is listed above with the victim's p(true label) for both adversarial texts."
+    )
     print()
     print(
         "#Query: TextAttack reports the queries spent when its final result was found; the harness reports every"
