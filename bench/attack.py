@@ -88,7 +88,7 @@ def main(argv=None) -> int:
                     :, a["label"]
                 ]
                 print(f"  differs: {a['original']!r}: harness {a['perturbed']!r} vs TextAttack {b['perturbed']!r}; "
-                      f"p(true label) {pa[0]:.7f} vs {pa[1]:.7f}")  # fmt: skip
+                      f"p(true label) {pa[0]:.9f} vs {pa[1]:.9f}")  # fmt: skip
         n = len(idx)
         rows.append(
             (recipe, n, n / t_ta, n / t_ours, t_ta / t_ours, agree, n / t_many, t_ta / t_many, agree_many)

@@ -300,3 +300,12 @@ def test_many_examples_in_flight_give_the_same_records(toy):
     assert v.num_queries == sum(r["queries"] for r in batched)  # per-example counts add up to the victim's
     for r in batched:
         assert r["queries"] <= proto.budget(r["num_words"])
+
+
+def test_text_without_words_is_classified_not_attacked():
+    attack = GreedyWordSwapAttack(
+        Victim(lambda ts: torch.tensor([[3.0, 0.0]] * len(ts))), DictSynonyms({}), AttackProtocol(),
+        WordVectorMeanEncoder(np.eye(2), ["a", "b"]),
+    )  # fmt: skip
+    r = attack.attack("?!", 0)
+    assert (r["status"], r["queries"], r["num_words"]) == ("failed", 1, 0)

@@ -226,6 +226,8 @@ class GreedyWordSwapAttack:
         original = WordText.from_text(text)
         n = len(original)
         budget = self.protocol.budget(n)
+        if budget is not None:
+            budget = max(budget, 1)  # a text without words still gets its one clean query
         q = QueryBudget(label, budget)
         s0, p0, over = yield from q.query([original])
         init = _Step(original, float(s0[0]), int(p0[0]), queries_at=q.used)
