@@ -309,3 +309,18 @@ def test_text_without_words_is_classified_not_attacked():
     )  # fmt: skip
     r = attack.attack("?!", 0)
     assert (r["status"], r["queries"], r["num_words"]) == ("failed", 1, 0)
+
+
+def test_victim_embedding_source_on_a_bpe_style_vocabulary():
+    class FakeVictim(Victim):
+        def __init__(self):
+            pass
+
+        def input_embeddings(self):
+            toks = ["<s>", "Ġgood", "Ġgreat", "ing", "Ġbad", "Ġ123", "ly"]
+            return np.random.default_rng(0).normal(size=(len(toks), 4)).astype(np.float32), toks
+
+        tokenizer = type("T", (), {"all_special_tokens": ["<s>"]})()
+
+    syn = EmbeddingSynonyms.from_victim(FakeVictim(), k=5, cache=False)
+    assert syn.words == ["good", "great", "bad"]  # word-initial alphabetic tokens only

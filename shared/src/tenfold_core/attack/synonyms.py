@@ -227,7 +227,7 @@ class EmbeddingSynonyms(SynonymSource):
     @classmethod
     def from_victim(cls, victim, tokenizer=None, k: int = 50, **kw) -> EmbeddingSynonyms:
         """Neighbours in a victim's input-embedding matrix, restricted to whole alphabetic word tokens (no special
-        tokens, no ``##`` pieces). ``victim`` is a :class:`Victim` or a ``transformers`` model (then give the
+        tokens, no ``##`` pieces; with a byte-level BPE or SentencePiece vocabulary, only word-initial tokens). ``victim`` is a :class:`Victim` or a ``transformers`` model (then give the
         tokenizer)."""
         from tenfold_core.attack.victim import Victim
 
@@ -235,10 +235,14 @@ class EmbeddingSynonyms(SynonymSource):
             victim = Victim(victim, tokenizer)
         w, tokens = victim.input_embeddings()
         special = set(getattr(victim.tokenizer, "all_special_tokens", []))
+        # byte-level BPE ("Ġword") and SentencePiece ("▁word") mark word starts; unmarked pieces continue a word
+        marker = next((m for m in ("Ġ", "▁") if sum(t.startswith(m) for t in tokens) > 0.2 * len(tokens)), "")
         keep = [
-            i for i, t in enumerate(tokens) if t and t not in special and _ALPHA_WORD.match(t.lstrip("Ġ▁"))
+            i
+            for i, t in enumerate(tokens)
+            if t and t not in special and t.startswith(marker) and _ALPHA_WORD.match(t[len(marker) :])
         ]
-        words = [tokens[i].lstrip("Ġ▁") for i in keep]
+        words = [tokens[i][len(marker) :] for i in keep]
         if len(keep) < 2:
             raise ConfigError("from_victim: the tokenizer has fewer than two whole-word tokens")
         kw.setdefault("name", "victim input embeddings")
