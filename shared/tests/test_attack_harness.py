@@ -324,3 +324,32 @@ def test_victim_embedding_source_on_a_bpe_style_vocabulary():
 
     syn = EmbeddingSynonyms.from_victim(FakeVictim(), k=5, cache=False)
     assert syn.words == ["good", "great", "bad"]  # word-initial alphabetic tokens only
+
+
+def test_masked_lm_candidates_for_a_multi_piece_word():
+    from transformers import BertForMaskedLM, BertTokenizerFast
+
+    from tenfold_core.models import tiny_bert_config
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "was", "good", "great", "un", "re",
+             "##believ", "##view", "##able", "##ed"]  # fmt: skip
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
+    torch.manual_seed(0)
+    mlm = BertForMaskedLM(tiny_bert_config(vocab_size=len(vocab), hidden=16, layers=1, heads=2, max_len=32))
+    src = MaskedLMSynonyms(mlm, tok, k=6)
+    text = WordText.from_text("the movie was unbelievable")
+    assert tok.tokenize(text.text)[3:] == ["un", "##believ", "##able"]
+    cands = src.candidates_in_context(text, 3)
+    assert 0 < len(cands) <= 6 and "unbelievable" not in cands
+    whole = {"the", "movie", "was", "good", "great", "un", "re"}
+    pieces = {"believ", "view", "able", "ed"}
+    for c in cands:  # one whole-word token followed by two '##' pieces
+        assert any(c.startswith(w) and c[len(w) :] and _splits(c[len(w) :], pieces, 2) for w in whole), c
+    single = src.candidates_in_context(text, 1)  # "movie": one token, whole-word candidates only
+    assert single and set(single) <= whole - {"movie"}
+
+
+def _splits(rest: str, pieces: set, n: int) -> bool:
+    if n == 0:
+        return rest == ""
+    return any(rest.startswith(p) and _splits(rest[len(p) :], pieces, n - 1) for p in pieces)
