@@ -79,7 +79,7 @@ def test_ci_workflow_has_a_job_per_member():
             f"no CI job for {dist_name(member)}"
         )
     steps = " ".join(s.get("run", "") for s in jobs["member"]["steps"])
-    assert "uv sync --package ${{ matrix.dist }}" in steps and "${{ matrix.path }}/tests" in steps
+    assert "uv sync --package ${{ matrix.dist }}" in steps and "pytest ${{ matrix.path }}/tests" in steps
 
 
 def test_ci_entry_runs_the_readme_test_command():
