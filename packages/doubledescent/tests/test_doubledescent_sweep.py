@@ -118,7 +118,7 @@ def test_resume_after_kill_gives_the_same_results(tmp_path):
     cfg_args = [
         "sweep", "--out", str(tmp_path / "killed"), "--widths", "2,4,8,16", "--noise", "0.2", "--seeds", "0,1",
         "--data.n_train", "300", "--train.optimizer", "adam", "--train.lr", "1e-2", "--train.batch_size", "0",
-        "--train.epochs", "400", "--train.schedule", "constant", "--train.device", "cpu", "--progress", "false",
+        "--train.epochs", "150", "--train.schedule", "constant", "--train.device", "cpu", "--progress", "false",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     code = "import sys; from doubledescent.cli import main; main(sys.argv[1:])"
@@ -140,7 +140,7 @@ def test_resume_after_kill_gives_the_same_results(tmp_path):
     resumed = read_results(csv)
     torch.set_num_threads(1)
     full = read_results(run_sweep(_small_cfg(tmp_path / "full", train=TrainSettings(
-        optimizer="adam", lr=1e-2, batch_size=0, epochs=400, schedule="constant", device="cpu"))) / "results.csv")  # fmt: skip
+        optimizer="adam", lr=1e-2, batch_size=0, epochs=150, schedule="constant", device="cpu"))) / "results.csv")  # fmt: skip
     _rows_equal(resumed, full)
     assert (tmp_path / "killed" / "report.md").is_file()
     assert Path(tmp_path / "killed" / "double_descent.png").is_file()

@@ -32,7 +32,7 @@ from .train import TrainSettings, train_packed_fc, train_unit, unit_seed
 
 __all__ = ["SweepConfig", "run_sweep", "plan_units", "parse_shard", "PAPER_FC_WIDTHS", "PAPER_CNN_WIDTHS"]
 
-PAPER_FC_WIDTHS = [*range(1, 11), 12, 14, 16, 18, 20, 22, 25, *range(30, 61, 10)]
+PAPER_FC_WIDTHS = [*range(1, 11), *range(12, 23, 2), 25, *range(30, 61, 5)]
 PAPER_FC_WIDTHS += [70, 80, 90, 100, 120, 150, 200, 400, 600, 800, 1000]
 PAPER_CNN_WIDTHS = [1, 2, 3, 4, 5, 6, *range(8, 21, 2), *range(24, 65, 4)]
 
@@ -244,6 +244,9 @@ def run_sweep(cfg: SweepConfig, data: ArrayData | None = None) -> Path:
     remove_stale_tmp(run / "noise")
     _check_run_dir(cfg, run)
     data = data if data is not None else load_data(cfg.data)
+    build_model(
+        cfg.model, min(cfg.widths), data.input_shape, data.num_classes, cfg.fc_init, cfg.cnn_pooling
+    )  # check
     i, n = parse_shard(cfg.shard)
     mine = plan_units(cfg)[i::n]
     csv_path = run / "results.csv"
