@@ -72,3 +72,31 @@ def test_results_survive_a_torn_line(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="not a doubledescent results file"):
         read_results(tmp_path / "other.csv")
+
+
+def _curve(losses, accs, knn=None):
+    knn = knn or [0.5] * len(losses)
+    return [
+        {"width": 2**i, "test_loss": l, "train_acc": a, "test_acc": 1 - l / 10, "knn_p": k}
+        for i, (l, a, k) in enumerate(zip(losses, accs, knn))
+    ]
+
+
+def test_curve_stats_on_hand_made_curves():
+    from doubledescent import curve_stats
+
+    s = curve_stats(
+        _curve([1.2, 0.8, 1.5, 2.4, 1.6, 1.0], [0.5, 0.7, 0.9, 1.0, 1.0, 1.0], [0.3, 0.4, 0.5, 0.6, 0.8, 0.9])
+    )
+    assert (s["threshold_width"], s["min_small_width"], s["peak_width"]) == (8, 2, 8)
+    assert (
+        s["peak_ratio"] == pytest.approx(2.4 / 1.0)
+        and s["knn_p_threshold"] == 0.6
+        and s["knn_p_largest"] == 0.9
+    )
+    mono = curve_stats(_curve([1.0, 0.6, 0.4, 0.3, 0.3], [0.8, 1.0, 1.0, 1.0, 1.0]))
+    assert mono["peak_ratio"] == 1.0 and mono["threshold_width"] == 2
+    never = curve_stats(_curve([1.0, 0.9, 1.3, 1.1], [0.5, 0.6, 0.7, 0.8]))
+    assert (
+        never["threshold_width"] is None and never["peak_width"] == 4 and np.isnan(never["knn_p_threshold"])
+    )

@@ -54,7 +54,10 @@ def curve_stats(curve: Sequence[dict[str, Any]], threshold_acc: float = 1.0) -> 
     widths = [c["width"] for c in curve]
     loss = np.array([c["test_loss"] for c in curve])
     thr_idx = next((i for i, c in enumerate(curve) if c["train_acc"] >= threshold_acc - 1e-9), None)
-    classical = range(thr_idx) if thr_idx else range(len(curve)) if thr_idx is None else range(1)
+    if thr_idx is None:  # never interpolates: the whole curve is the classical regime
+        classical = range(len(curve))
+    else:  # widths below the threshold (just the first width if it already interpolates)
+        classical = range(max(thr_idx, 1))
     i_min = min(classical, key=lambda i: loss[i])
     i_peak = max(range(i_min, len(curve)), key=lambda i: loss[i])
     largest = loss[-1]
@@ -94,7 +97,8 @@ def _plots(curves, stats, title: str):
         ax_err.plot(w, [c["test_err"] for c in curve], "o-", color=col, ms=3, label=f"{lab} test")
         ax_err.plot(w, [c["train_err"] for c in curve], "--", color=col, alpha=0.6, label=f"{lab} train")
         knn = [c["knn_p"] for c in curve]
-        if not all(math.isnan(v) for v in knn):
+        has_knn = not all(math.isnan(v) for v in knn)
+        if has_knn:
             any_knn = True
             ax_knn.plot(w, knn, "o-", color=col, ms=3, label=f"{lab}: k-NN recovery P")
             ax_knn.plot(
@@ -102,7 +106,7 @@ def _plots(curves, stats, title: str):
             )
         thr = stats[(model, noise)]["threshold_width"]
         if thr is not None:
-            for ax in (ax_loss, ax_err, ax_knn):
+            for ax in (ax_loss, ax_err, ax_knn) if has_knn else (ax_loss, ax_err):
                 ax.axvline(thr, color=col, ls=":", lw=1)
     for ax, ylab in ((ax_loss, "test loss (cross-entropy)"), (ax_err, "error"), (ax_knn, "fraction")):
         ax.set_xscale("log")
