@@ -32,7 +32,9 @@ def main():
         return out
 
     warm = TrainSettings(optimizer="adam", lr=1e-2, batch_size=0, epochs=2, schedule="constant", device="cpu")
-    train_unit(SimpleFC(4, 64, 10), d.x_train, nz.observed, nz.true, d.x_test, d.y_test, warm)  # imports, caches
+    train_unit(
+        SimpleFC(4, 64, 10), d.x_train, nz.observed, nz.true, d.x_test, d.y_test, warm
+    )  # imports, caches
     t = time.perf_counter()
     alone = [train_unit(m, d.x_train, nz.observed, nz.true, d.x_test, d.y_test, s) for m in models()]
     t_alone = time.perf_counter() - t
