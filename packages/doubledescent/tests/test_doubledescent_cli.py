@@ -46,3 +46,23 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_tsne_verb_retrains_units_from_a_run(tmp_path):
+    from doubledescent import DataConfig, SweepConfig, TrainSettings, run_sweep
+
+    run = run_sweep(
+        SweepConfig(
+            out=str(tmp_path / "run"),
+            widths=[2, 8],
+            noise=[0.2],
+            progress=False,
+            data=DataConfig(name="digits", n_train=200),
+            train=TrainSettings(
+                optimizer="adam", lr=1e-2, batch_size=0, epochs=40, schedule="constant", device="cpu"
+            ),
+        )  # fmt: skip
+    )
+    app.run(["tsne", str(run), "--widths", "2,8", "--max_points", "150"])
+    png = run / "tsne_p0.2_s0.png"
+    assert png.is_file() and png.stat().st_size > 5000

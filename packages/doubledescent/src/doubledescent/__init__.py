@@ -19,6 +19,7 @@ from .report import aggregate, build_report, curve_stats, write_report
 from .results import read_results
 from .sweep import PAPER_CNN_WIDTHS, PAPER_FC_WIDTHS, SweepConfig, run_sweep
 from .train import PackedSimpleFC, TrainSettings, lr_at_epoch, train_packed_fc, train_unit
+from .tsne import TsneConfig, feature_tsne
 
 __all__ = [
     "ArrayData",
@@ -40,6 +41,8 @@ __all__ = [
     "curve_stats",
     "evaluate_model",
     "extract_features",
+    "feature_tsne",
+    "TsneConfig",
     "inject_label_noise",
     "knn_noisy_recovery",
     "load_data",

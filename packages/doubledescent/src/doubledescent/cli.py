@@ -12,6 +12,7 @@ from . import __version__
 from .demo import DemoConfig, run_demo
 from .report import write_report
 from .sweep import SweepConfig, run_sweep
+from .tsne import TsneConfig, feature_tsne
 
 app = App(
     "doubledescent",
@@ -50,6 +51,13 @@ def demo(cfg: DemoConfig):
     metrics = run_demo(cfg)
     json.dump(metrics, sys.stdout, indent=1)
     print()
+
+
+@app.command(
+    "tsne", TsneConfig, help="t-SNE of learned features for a few widths of a run (retrains those units)"
+)
+def tsne(cfg: TsneConfig):
+    print(feature_tsne(cfg))
 
 
 main = app.main
