@@ -19,7 +19,7 @@ class Inner:
 @dataclass
 class Cfg:
     path: str = arg("x", help="a path", positional=True)
-    steps: int = arg(10, help="steps")
+    steps: int = arg(10, help="steps (100% of them)")
     widths: list[int] = arg([1, 2], help="widths")
     flag: bool = False
     maybe: float | None = None
@@ -109,7 +109,7 @@ def test_help_exits_zero(capsys):
         make_app([]).main(["run", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "--optim.lr" in out and "--print-config" in out and "steps" in out
+    assert "--optim.lr" in out and "--print-config" in out and "steps (100% of them)" in out
 
 
 def test_tenfold_demo_command_runs():

@@ -256,6 +256,11 @@ def parse_config(cls: type, overrides: dict[str, Any] | None = None, config_file
 
 
 # ---------------------------------------------------------------------------------------------------- the app
+def _esc(text: str) -> str:
+    """argparse %-formats help strings: keep a literal '%' (e.g. "30 % of words") literal."""
+    return text.replace("%", "%%")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:  # one line, exit 2
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -291,25 +296,24 @@ class App:
         return deco
 
     def _parser(self) -> _Parser:
-        p = _Parser(prog=self.prog, description=self.description)
+        p = _Parser(prog=self.prog, description=_esc(self.description))
         if self.version:
             p.add_argument("--version", action="version", version=f"{self.prog} {self.version}")
         sub = p.add_subparsers(dest="_verb", metavar="<verb>", parser_class=_Parser)
         sub.required = True
         for cmd in self.commands.values():
-            sp = sub.add_parser(
-                cmd.name, help=cmd.help, description=cmd.help, argument_default=argparse.SUPPRESS
-            )
+            h = _esc(cmd.help)
+            sp = sub.add_parser(cmd.name, help=h, description=h, argument_default=argparse.SUPPRESS)
             sp.add_argument("--config", metavar="FILE.yaml", help="YAML file of values (flags override it)")
             sp.add_argument(
                 "--print-config", action="store_true", help="print the resolved config as YAML and exit"
             )
             for key, tp, f in _flatten(cmd.config):
-                helptext = f.metadata.get("help", "")
+                helptext = _esc(f.metadata.get("help", ""))
                 default = f.default if f.default is not dataclasses.MISSING else None
                 if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
                     default = f.default_factory()  # type: ignore[misc]
-                tail = f" [{_type_name(tp)}; default: {default!r}]"
+                tail = _esc(f" [{_type_name(tp)}; default: {default!r}]")
                 if f.metadata.get("positional"):
                     required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
                     sp.add_argument(key, nargs=None if required else "?", help=helptext + tail)
