@@ -222,7 +222,17 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
         if mod is None:
             return None
         out = mod.fused_apply(
-            x2d, v0f, mode, tau, v_threshold, v_reset, sur.sid, alpha, detach_reset, input_gain, carry_gain,
+            x2d,
+            v0f,
+            mode,
+            tau,
+            v_threshold,
+            v_reset,
+            sur.sid,
+            alpha,
+            detach_reset,
+            input_gain,
+            carry_gain,
             return_v,
         )
     if return_v:
