@@ -223,7 +223,8 @@ _SJ = {
 @pytest.mark.parametrize("detach_reset", [True, False])
 def test_matches_spikingjelly_lifnode(surrogate, v_reset, detach_reset):
     sj = pytest.importorskip("spikingjelly.activation_based")
-    from spikingjelly.activation_based import neuron, surrogate as sjs
+    from spikingjelly.activation_based import neuron
+    from spikingjelly.activation_based import surrogate as sjs
 
     del sj
     g = torch.Generator().manual_seed(7)
@@ -258,7 +259,8 @@ def test_matches_spikingjelly_lifnode(surrogate, v_reset, detach_reset):
 
 def test_matches_spikingjelly_ifnode():
     pytest.importorskip("spikingjelly.activation_based")
-    from spikingjelly.activation_based import neuron, surrogate as sjs
+    from spikingjelly.activation_based import neuron
+    from spikingjelly.activation_based import surrogate as sjs
 
     x = torch.randn(5, 3, 64)
     gs = torch.randn_like(x)
