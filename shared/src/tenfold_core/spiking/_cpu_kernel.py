@@ -18,9 +18,17 @@ same operation order as the reference implementation, so spikes are bit-identica
 from __future__ import annotations
 
 import math
+import os
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+# numba's "omp" layer and torch's OpenMP runtime fight over the cores (measured here: every later torch op and
+# kernel call took ~15 ms instead of ~10 us). numba's own "workqueue" layer does not; it is not safe for concurrent
+# calls from several Python threads, so functional.py serialises kernel calls with a lock.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 CHUNK = 2048
 
