@@ -26,6 +26,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .surrogate import surrogate_constants  # noqa: F401  (re-exported for functional.py)
+
 # numba's "omp" layer and torch's OpenMP runtime fight over the cores (measured here: every later torch op and
 # kernel call took ~15 ms instead of ~10 us). numba's own "workqueue" layer does not; it is not safe for concurrent
 # calls from several Python threads, so functional.py serialises kernel calls with a lock.
@@ -204,18 +206,3 @@ def make_params(dtype, tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2
         [tau, v_threshold, 0.0 if v_reset is None else v_reset, input_gain, carry_gain, c1, c2, 1.0, 0.0],
         dtype=dtype,
     )
-
-
-def surrogate_constants(sid: int, alpha: float) -> tuple[float, float]:
-    """Kernel constants (c1, c2) for surrogate ``sid`` (see ``_sg``)."""
-    if sid == 0:
-        return alpha, 0.0
-    if sid == 1:
-        return math.pi / 2 * alpha, alpha / 2
-    if sid == 2:
-        return alpha, alpha * alpha
-    if sid == 3:
-        return 1 / alpha, 2 * alpha
-    if sid == 4:
-        return alpha, alpha / math.sqrt(math.pi)
-    return alpha, alpha / 2
