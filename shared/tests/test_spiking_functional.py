@@ -273,3 +273,19 @@ def test_matches_spikingjelly_ifnode():
     s = if_multi_step(x, v_reset=None, detach_reset=False)
     assert torch.equal(s, s_ref.detach())
     torch.testing.assert_close(gx, xs.grad)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "lif_nodecay", "if"])
+def test_spikingjelly_backend_adapter(neuron):
+    pytest.importorskip("spikingjelly.activation_based")
+    x = torch.randn(5, 2, 70) * 1.5
+    gs, gv = torch.randn_like(x), torch.randn_like(x)
+    if neuron == "if":
+        fn, kw = if_multi_step, dict(v_reset=None, surrogate="erf")
+    else:
+        fn, kw = lif_multi_step, dict(decay_input=neuron == "lif", tau=2.5, surrogate="sigmoid", alpha=3.0)
+    s0, v0, g0 = _run(fn, x, gs, gv, backend="reference", **kw)
+    s1, v1, g1 = _run(fn, x, gs, gv, backend="spikingjelly", **kw)
+    assert torch.equal(s0, s1)
+    torch.testing.assert_close(v1, v0)
+    torch.testing.assert_close(g1, g0, rtol=1e-5, atol=1e-5)

@@ -19,6 +19,8 @@ Three implementations, selected by ``backend``:
   built, it warns once and falls back to the reference.
 - ``"auto"`` (default): ``"fast"`` when a fused kernel exists for the tensor's device and dtype, else
   ``"reference"``.
+- ``"spikingjelly"``: adapter to spikingjelly's own ``functional.lif_multi_step`` / ``if_multi_step`` (optional
+  extra ``tenfold-core[spikingjelly]``; it picks its own CPU/CUDA/Triton implementation).
 """
 
 from __future__ import annotations
@@ -242,6 +244,39 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
     return out.reshape(shape)
 
 
+_SJ_CLASSES = {
+    "atan": "ATan",
+    "sigmoid": "Sigmoid",
+    "piecewise_quadratic": "PiecewiseQuadratic",
+    "soft_sign": "SoftSign",
+    "erf": "Erf",
+    "piecewise_exp": "PiecewiseExp",
+}
+
+
+def _spikingjelly(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, return_v):
+    """Adapter to spikingjelly's own multi-step functional (its automatic CPU/CUDA/Triton selection)."""
+    try:
+        from spikingjelly.activation_based import functional as sjf
+        from spikingjelly.activation_based import surrogate as sjs
+    except Exception as exc:
+        raise RuntimeError(
+            "backend='spikingjelly' needs the optional extra: pip install tenfold-core[spikingjelly]"
+        ) from exc
+    surrogate_fn = getattr(sjs, _SJ_CLASSES[sur.name])(alpha=alpha)
+    vr = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(x_seq[0], vr) if v0 is None else v0.to(x_seq.dtype).expand_as(x_seq[0]).contiguous()
+    if mode == _MODE_IF:
+        spikes, _, v_seq = sjf.if_multi_step(
+            x_seq, v, v_threshold, v_reset, surrogate_fn, detach_reset, return_v
+        )
+    else:
+        spikes, _, v_seq = sjf.lif_multi_step(
+            x_seq, v, tau, mode == _MODE_LIF_DECAY, v_threshold, v_reset, surrogate_fn, detach_reset, return_v
+        )
+    return (spikes, v_seq) if return_v else spikes
+
+
 def _np_dtype(dtype: torch.dtype):
     import numpy as np
 
@@ -283,9 +318,11 @@ def neuron_multi_step(
     v_reset = None if v_reset is None else float(v_reset)
     if v0 is not None and v0.shape != x_seq.shape[1:]:
         v0 = v0.expand(x_seq.shape[1:])
-    if backend not in ("auto", "fast", "reference"):
-        raise ValueError(f"backend must be 'auto', 'fast' or 'reference', got {backend!r}")
+    if backend not in ("auto", "fast", "reference", "spikingjelly"):
+        raise ValueError(f"backend must be 'auto', 'fast', 'reference' or 'spikingjelly', got {backend!r}")
     args = (x_seq, mode, tau, v_threshold, v_reset)
+    if backend == "spikingjelly":
+        return _spikingjelly(*args, sur, a, detach_reset, v0, return_v)
     if backend == "fast" and not _fast_supported(x_seq):
         warnings.warn(
             f"no fused kernel for {x_seq.device.type}/{x_seq.dtype}; using the reference", RuntimeWarning, 2
@@ -325,7 +362,7 @@ def lif_multi_step(
         detach_reset: detach the spike in the reset term from the graph (both SpikeBERT and SpikeCLIP use True).
         v0: initial membrane ``[...]`` (broadcast to ``x_seq.shape[1:]``); default ``V_r`` (hard) or 0 (soft).
         return_v: also return the membrane sequence ``V`` (after reset), same shape as ``x_seq``.
-        backend: ``"auto"`` (fused kernel when available), ``"fast"`` or ``"reference"``.
+        backend: ``"auto"`` (fused kernel when available), ``"fast"``, ``"reference"`` or ``"spikingjelly"``.
 
     Returns:
         The spike sequence (0/1, dtype of ``x_seq``), or ``(spikes, v_seq)`` if ``return_v``.
