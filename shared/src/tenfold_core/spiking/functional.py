@@ -225,20 +225,19 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
         mod = _cuda_kernel()
         if mod is None:
             return None
-        out = mod.fused_apply(
-            x2d,
-            v0f,
-            mode,
-            tau,
-            v_threshold,
-            v_reset,
-            sur.sid,
-            alpha,
-            detach_reset,
-            input_gain,
-            carry_gain,
-            return_v,
-        )
+        try:
+            out = mod.fused_apply(
+                x2d, v0f, mode, tau, v_threshold, v_reset, sur.sid, alpha, detach_reset, input_gain, carry_gain,
+                return_v,
+            )  # fmt: skip
+        except Exception as exc:  # pragma: no cover - needs a GPU
+            _cuda_state["failed"], _cuda_state["module"] = True, None
+            warnings.warn(
+                f"tenfold_core.spiking: Triton LIF kernel failed to build/run ({exc!r}); using the reference LIF",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
     if return_v:
         return out[0].reshape(shape), out[1].reshape(shape)
     return out.reshape(shape)
