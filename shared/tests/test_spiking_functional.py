@@ -289,3 +289,21 @@ def test_spikingjelly_backend_adapter(neuron):
     assert torch.equal(s0, s1)
     torch.testing.assert_close(v1, v0)
     torch.testing.assert_close(g1, g0, rtol=1e-5, atol=1e-5)
+
+
+def test_no_grad_forward_does_not_save_membrane(monkeypatch):
+    x = torch.randn(4, 3, 50, requires_grad=True)
+    seen = []
+    orig = F._FusedCPU.forward
+
+    def spy(ctx, x2d, v0, params, iparams, return_v, need_grad):
+        seen.append(need_grad)
+        return orig(ctx, x2d, v0, params, iparams, return_v, need_grad)
+
+    monkeypatch.setattr(F._FusedCPU, "forward", staticmethod(spy))
+    with torch.no_grad():
+        s = lif_multi_step(x, backend="fast")
+    assert not s.requires_grad
+    s2 = lif_multi_step(x, backend="fast")
+    assert s2.requires_grad and torch.equal(s, s2.detach())
+    assert seen == [False, True]

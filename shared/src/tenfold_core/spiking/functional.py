@@ -145,9 +145,9 @@ class _FusedCPU(torch.autograd.Function):
     """Fused multi-step neuron on CPU. Saves only the charged membrane ``H`` for backward."""
 
     @staticmethod
-    def forward(ctx, x2d, v0, params, iparams, return_v):
+    def forward(ctx, x2d, v0, params, iparams, return_v, need_grad):
+        # need_grad is decided by the caller: inside forward grad mode is off and needs_input_grad ignores no_grad
         mod = _cpu_state["module"]
-        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         T, N = x2d.shape
         xn = x2d.detach().numpy()
         s = torch.empty((T, N), dtype=x2d.dtype)
@@ -184,7 +184,7 @@ class _FusedCPU(torch.autograd.Function):
         g_v0 = torch.empty((N,), dtype=h.dtype)
         with _cpu_lock:
             mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
-        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
+        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None, None
 
 
 def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, return_v):
@@ -212,7 +212,10 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
             [mode, int(v_reset is not None), int(detach_reset), sur.sid, 0, 0, 0, 0], dtype=np.int64
         )
         try:
-            out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v)
+            need_grad = torch.is_grad_enabled() and (
+                x2d.requires_grad or (v0f is not None and v0f.requires_grad)
+            )
+            out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v, need_grad)
         except Exception as exc:  # pragma: no cover - compile failure
             _cpu_state["failed"], _cpu_state["module"] = True, None
             warnings.warn(
