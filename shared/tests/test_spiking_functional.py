@@ -307,3 +307,15 @@ def test_no_grad_forward_does_not_save_membrane(monkeypatch):
     s2 = lif_multi_step(x, backend="fast")
     assert s2.requires_grad and torch.equal(s, s2.detach())
     assert seen == [False, True]
+
+
+def test_kernel_follows_torch_thread_count():
+    numba = pytest.importorskip("numba")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        x = torch.randn(3, 64, requires_grad=True)
+        lif_multi_step(x, backend="fast").sum().backward()
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -159,6 +159,7 @@ class _FusedCPU(torch.autograd.Function):
         ip = iparams.copy()
         ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
         with _cpu_lock:
+            mod.set_threads(torch.get_num_threads())
             mod.lif_forward(xn, v0n, params, ip, s.numpy(), h.numpy(), v.numpy(), v_last.numpy())
         ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0 = params, ip, return_v, has_v0
         if need_grad:
@@ -183,6 +184,7 @@ class _FusedCPU(torch.autograd.Function):
         g_x = torch.empty((T, N), dtype=h.dtype)
         g_v0 = torch.empty((N,), dtype=h.dtype)
         with _cpu_lock:
+            mod.set_threads(torch.get_num_threads())
             mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
         return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None, None
 
