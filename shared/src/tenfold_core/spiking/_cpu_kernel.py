@@ -1,0 +1,215 @@
+"""Fused multi-step LIF/IF kernels for CPU, compiled with numba (``parallel=True``, on-disk cache).
+
+Layout: ``x`` is ``[T, N]`` C-contiguous. Work is split over N in chunks of ``CHUNK`` elements (chunks in
+parallel); inside a chunk the time loop is outermost and the element loop innermost over row slices, so the inner
+loop is a unit-stride stream that LLVM vectorises (checked: packed AVX ops in both row loops) and the membrane
+state of a chunk stays in L1. ``error_model="numpy"`` removes the per-division zero check that blocked
+vectorisation; the surrogate is evaluated in its own row pass so its ``sid`` branch sits outside the loops.
+
+All arithmetic is done in the dtype of ``x`` (float32 or float64): scalars arrive in a ``params`` array of that
+dtype, so no float64 literal promotes a float32 expression. The charge/fire/reset expressions are written in the
+same operation order as the reference implementation, so spikes are bit-identical to it.
+
+``params`` layout (all of dtype ``x.dtype``):
+    0 tau, 1 v_threshold, 2 v_reset (0 for soft reset), 3 input gain (1/tau if decay_input else 1),
+    4 carry gain (1 - 1/tau for LIF, 1 for IF), 5 surrogate constant c1, 6 surrogate constant c2, 7 one, 8 zero.
+``iparams`` (int64): 0 charge mode (0 LIF decay_input, 1 LIF no decay_input, 2 IF), 1 hard reset (1/0),
+    2 detach_reset (1/0), 3 surrogate id, 4 has_v0, 5 store_h, 6 store_v, 7 has_gv.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .surrogate import surrogate_constants  # noqa: F401  (re-exported for functional.py)
+
+# numba's "omp" layer and torch's OpenMP runtime fight over the cores (measured here: every later torch op and
+# kernel call took ~15 ms instead of ~10 us). numba's own "workqueue" layer does not; it is not safe for concurrent
+# calls from several Python threads, so functional.py serialises kernel calls with a lock.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+CHUNK = 2048
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _fwd_row(xr, sr, hr, vrow, vb, tau, vth, vr, one, zero, mode, hard, store_h, store_v):  # pragma: no cover
+    # one time step for one chunk; unit stride, no division check (error_model="numpy") -> vectorisable
+    for j in range(xr.shape[0]):
+        v = vb[j]
+        xt = xr[j]
+        if mode == 0:
+            h = v + (xt - (v - vr)) / tau
+        elif mode == 1:
+            h = v - (v - vr) / tau + xt
+        else:
+            h = v + xt
+        s = one if h >= vth else zero
+        sr[j] = s
+        if store_h:
+            hr[j] = h
+        if hard:
+            v = s * vr + (one - s) * h
+        else:
+            v = h - s * vth
+        if store_v:
+            vrow[j] = v
+        vb[j] = v
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def lif_forward(x, v0, params, iparams, out_s, out_h, out_v, v_last):  # pragma: no cover - compiled
+    T, N = x.shape
+    tau = params[0]
+    vth = params[1]
+    vr = params[2]
+    one = params[7]
+    zero = params[8]
+    mode = iparams[0]
+    hard = iparams[1] != 0
+    has_v0 = iparams[4] != 0
+    store_h = iparams[5] != 0
+    store_v = iparams[6] != 0
+    nchunks = (N + CHUNK - 1) // CHUNK
+    for c in prange(nchunks):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, N)
+        vb = v_last[lo:hi]
+        if has_v0:
+            vb[:] = v0[lo:hi]
+        else:
+            vb[:] = vr
+        for t in range(T):
+            hr = out_h[t, lo:hi] if store_h else out_h[0, 0:1]
+            vrow = out_v[t, lo:hi] if store_v else out_v[0, 0:1]
+            _fwd_row(
+                x[t, lo:hi],
+                out_s[t, lo:hi],
+                hr,
+                vrow,
+                vb,
+                tau,
+                vth,
+                vr,
+                one,
+                zero,
+                mode,
+                hard,
+                store_h,
+                store_v,
+            )
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sg_row(hr, out, vth, sid, c1, c2, one, zero):  # pragma: no cover - compiled
+    # surrogate derivative of (h - vth) for one row; the sid branch sits outside the loops so each loop vectorises
+    n = hr.shape[0]
+    if sid == 0:
+        for j in range(n):
+            s = one / (one + math.exp(-((hr[j] - vth) * c1)))
+            out[j] = (one - s) * s * c1
+    elif sid == 1:
+        for j in range(n):
+            w = (hr[j] - vth) * c1
+            out[j] = c2 / (one + w * w)
+    elif sid == 2:
+        for j in range(n):
+            g = c1 - c2 * abs(hr[j] - vth)
+            out[j] = g if g > zero else zero
+    elif sid == 3:
+        for j in range(n):
+            w = c1 + abs(hr[j] - vth)
+            out[j] = one / (c2 * w * w)
+    elif sid == 4:
+        for j in range(n):
+            w = (hr[j] - vth) * c1
+            out[j] = c2 * math.exp(-(w * w))
+    else:
+        for j in range(n):
+            out[j] = c2 * math.exp(-(c1 * abs(hr[j] - vth)))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bwd_row(
+    hr, sgr, gsr, gvr, gxr, carry, vth, vr, gin, gcarry, one, zero, hard, detach, has_gv
+):  # pragma: no cover
+    for j in range(hr.shape[0]):
+        h = hr[j]
+        sg = sgr[j]
+        if hard:
+            rg = zero if h >= vth else one
+            if not detach:
+                rg = rg + (vr - h) * sg
+        else:
+            rg = one if detach else one - vth * sg
+        gv = carry[j]
+        if has_gv:
+            gv = gv + gvr[j]
+        gh = gsr[j] * sg + gv * rg
+        gxr[j] = gh * gin
+        carry[j] = gh * gcarry
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def lif_backward(h_seq, g_s, g_v, params, iparams, g_x, g_v0):  # pragma: no cover - compiled
+    T, N = h_seq.shape
+    vth = params[1]
+    vr = params[2]
+    gin = params[3]
+    gcarry = params[4]
+    c1 = params[5]
+    c2 = params[6]
+    one = params[7]
+    zero = params[8]
+    hard = iparams[1] != 0
+    detach = iparams[2] != 0
+    sid = iparams[3]
+    has_gv = iparams[7] != 0
+    nchunks = (N + CHUNK - 1) // CHUNK
+    for c in prange(nchunks):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, N)
+        carry = g_v0[lo:hi]
+        carry[:] = zero
+        sgbuf = np.empty_like(carry)
+        for t in range(T - 1, -1, -1):
+            hr = h_seq[t, lo:hi]
+            _sg_row(hr, sgbuf, vth, sid, c1, c2, one, zero)
+            gvr = g_v[t, lo:hi] if has_gv else g_v[0, 0:1]
+            _bwd_row(
+                hr,
+                sgbuf,
+                g_s[t, lo:hi],
+                gvr,
+                g_x[t, lo:hi],
+                carry,
+                vth,
+                vr,
+                gin,
+                gcarry,
+                one,
+                zero,
+                hard,
+                detach,
+                has_gv,
+            )
+
+
+def make_params(dtype, tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2) -> np.ndarray:
+    """Pack the float parameters in the kernel dtype."""
+    return np.array(
+        [tau, v_threshold, 0.0 if v_reset is None else v_reset, input_gain, carry_gain, c1, c2, 1.0, 0.0],
+        dtype=dtype,
+    )
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` numba threads (capped by ``NUMBA_NUM_THREADS``), so the kernels follow ``torch.set_num_threads``."""
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
