@@ -103,7 +103,7 @@ def scan_videos(root: str | Path, require_masks: bool = True) -> list[Video]:
     if vids:
         return [_pair(d.name, d / "frames", d / "masks", require_masks) for d in vids]
     if not require_masks and _images(root):
-        return [Video(root.name, _images(root), None)]
+        return [Video(root.parent.name if root.name == "frames" else root.name, _images(root), None)]
     raise DataError(
         f"{root}: expected Frame/<video>/*.jpg + GT/<video>/*.png (SUN-SEG) or <video>/frames/*.png + "
         "<video>/masks/*.png"
@@ -115,7 +115,7 @@ def _load_rgb(p: Path) -> np.ndarray:
 
     try:
         with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except (OSError, UnidentifiedImageError) as e:
         raise DataError(f"{p}: cannot read image ({e})") from None
 
@@ -327,7 +327,10 @@ def make_synthetic_video(cfg: SyntheticConfig | None = None, seed: int = 0) -> V
 
 
 def make_synthetic_videos(n: int, cfg: SyntheticConfig | None = None, seed: int = 0) -> list[Video]:
-    return [make_synthetic_video(cfg, seed * 100_003 + i) for i in range(n)]
+    vids = [make_synthetic_video(cfg, seed * 100_003 + i) for i in range(n)]
+    for i, v in enumerate(vids):
+        v.name = f"video_{i:03d}"
+    return vids
 
 
 def write_videos(videos: list[Video], root: str | Path, layout: str = "simple") -> Path:

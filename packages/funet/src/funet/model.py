@@ -26,6 +26,7 @@ reproduces the official fixed size and rejects other inputs).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,7 @@ class FUnetConfig:
     frame_ratio: int = 2
     temporal_fusion: Literal["none", "gated_mean"] = "none"
     dropout: float = 0.1
+    rfb_bn_momentum: float = 0.01  # official BasicConv BN momentum (PyTorch convention); 0.1 suits short runs
 
     def __post_init__(self):
         if self.num_frames < 1:
@@ -178,11 +180,11 @@ class _SE(nn.Module):
         return x * w[:, :, None, None]
 
 
-def _conv_bn(cin, cout, k=1, dilation=1, groups=1, act=True):
-    """conv (no bias) -> BN (momentum 0.01, as the official BasicConv) -> optional PReLU."""
+def _conv_bn_base(cin, cout, k=1, dilation=1, groups=1, act=True, momentum=0.01):
+    """conv (no bias) -> BN (momentum 0.01 in the official BasicConv) -> optional PReLU."""
     layers = [
         nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=False),
-        nn.BatchNorm2d(cout, momentum=0.01),
+        nn.BatchNorm2d(cout, momentum=momentum),
     ]
     if act:
         layers.append(nn.PReLU())
@@ -193,9 +195,16 @@ class LightRFB(nn.Module):
     """Light receptive-field block (PNS-Net): SE -> 1x1 reduce -> 4 depthwise dilated branches (d = 1, 3, 5, 7)
     -> concat with the input -> 1x1 + BN + PReLU."""
 
-    def __init__(self, channels_in: int = 1024, channels_mid: int = 128, channels_out: int = 32):
+    def __init__(
+        self,
+        channels_in: int = 1024,
+        channels_mid: int = 128,
+        channels_out: int = 32,
+        bn_momentum: float = 0.01,
+    ):
         super().__init__()
         m = channels_mid
+        _conv_bn = functools.partial(_conv_bn_base, momentum=bn_momentum)
         self.se = _SE(channels_in)
         self.reduce = nn.Sequential(nn.Conv2d(channels_in, m, 1, bias=False), nn.BatchNorm2d(m), nn.PReLU(m))
         self.br0 = nn.Sequential(_conv_bn(m, m, 1), _conv_bn(m, m, 3, groups=m, act=False))
@@ -344,12 +353,12 @@ class CSAUNet(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ frame attention
 class _AttentionDown(nn.Module):
-    def __init__(self, cin, cout, frames):
+    def __init__(self, cin, cout, frames, bn_momentum=0.01):
         super().__init__()
         self.mlp = nn.Sequential(
             nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True), nn.Conv2d(cout, frames, 1, bias=False)
         )
-        self.rfb = LightRFB(cin, (cin + cout) // 2, cout)
+        self.rfb = LightRFB(cin, (cin + cout) // 2, cout, bn_momentum)
 
     def forward(self, x):
         return self.mlp(x.mean((2, 3), keepdim=True)), self.rfb(x)
@@ -362,14 +371,14 @@ class FrameAttention(nn.Module):
     (F*C -> F*C/2 -> F*C/4 -> F); an SE-style block emits a fourth set; a 1x1 conv fuses the 4F logits, then sigmoid.
     """
 
-    def __init__(self, channels_in: int, frames: int, ratio: int = 2):
+    def __init__(self, channels_in: int, frames: int, ratio: int = 2, bn_momentum: float = 0.01):
         super().__init__()
         c1, c2 = channels_in // ratio, channels_in // ratio // ratio
         if c2 < 1:
             raise ValueError("FrameAttention: too few channels for the ratio")
-        self.block1 = _AttentionDown(channels_in, c1, frames)
-        self.block2 = _AttentionDown(c1, c2, frames)
-        self.block3 = _AttentionDown(c2, frames, frames)
+        self.block1 = _AttentionDown(channels_in, c1, frames, bn_momentum)
+        self.block2 = _AttentionDown(c1, c2, frames, bn_momentum)
+        self.block3 = _AttentionDown(c2, frames, frames, bn_momentum)
         hid = max(1, frames // ratio)
         self.block4 = nn.Sequential(
             nn.Conv2d(frames, hid, 1, bias=False),
@@ -438,8 +447,8 @@ class FUnet(nn.Module):
         self.config = cfg
         self.encoder = build_encoder(cfg.encoder_name, 4, cfg.encoder_weights, cfg.in_channels)
         ch = self.encoder.out_channels
-        self.high_rfb = LightRFB(ch[4], cfg.rfb_mid_channels, cfg.high_channels)
-        self.low_rfb = LightRFB(ch[3], cfg.rfb_mid_channels, cfg.low_channels)
+        self.high_rfb = LightRFB(ch[4], cfg.rfb_mid_channels, cfg.high_channels, cfg.rfb_bn_momentum)
+        self.low_rfb = LightRFB(ch[3], cfg.rfb_mid_channels, cfg.low_channels, cfg.rfb_bn_momentum)
         ref = (cfg.pos_size[0] // 16, cfg.pos_size[1] // 16)
         self.seg_branch = CSAUNet(
             cfg.high_channels,
@@ -452,7 +461,9 @@ class FUnet(nn.Module):
             cfg.pos_mode,
         )
         self.frame_attention = (
-            FrameAttention(cfg.num_frames * cfg.low_channels, cfg.num_frames, cfg.frame_ratio)
+            FrameAttention(
+                cfg.num_frames * cfg.low_channels, cfg.num_frames, cfg.frame_ratio, cfg.rfb_bn_momentum
+            )
             if cfg.frame_gate
             else None
         )
