@@ -1,8 +1,8 @@
 import pytest
 import torch
-
 from funet import FUnet, FUnetConfig, PerFrameUNet, build_encoder
 from funet.model import ChannelSelfAttention
+
 from tenfold_core.errors import ConfigError, ModelLoadError
 
 
@@ -67,7 +67,9 @@ def test_gate_only_scales_logits(tiny):
         plain2 = m(x2, use_gate=False)
     assert torch.allclose(gated, plain * g[0].view(1, 5, 1, 1, 1), atol=1e-5)
     assert torch.equal(gated > 0, plain > 0)  # the mask at probability 0.5 does not depend on the gate
-    assert torch.allclose(plain2[:, [0, 1, 3, 4]], plain[:, [0, 1, 3, 4]], atol=1e-5)  # no cross-frame features
+    assert torch.allclose(
+        plain2[:, [0, 1, 3, 4]], plain[:, [0, 1, 3, 4]], atol=1e-5
+    )  # no cross-frame features
 
 
 def test_temporal_fusion_variant_mixes_frames(tiny):

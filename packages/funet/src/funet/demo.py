@@ -132,13 +132,11 @@ def run_demo(cfg) -> dict:
         "max_dice_corrupted_frames",
         "s_measure_corrupted_frames",
     ]
-    for name in models:
+    for name in models:  # null where the test frames hold no corrupted (or no clean) frame
         for k in keys:
-            if k in results[name]:
-                m[f"{name}_{k}"] = results[name][k]
+            m[f"{name}_{k}"] = results[name].get(k)
     for k in ("gate_clean_frames", "gate_corrupted_frames"):
-        if k in results["funet"]:
-            m[f"funet_{k}"] = results["funet"][k]
+        m[f"funet_{k}"] = results["funet"].get(k)
     for name in models:
         m[f"{name}_frames_per_s"] = speed[name]["frames_per_s"]
         m[f"{name}_clips_per_s"] = speed[name]["clips_per_s"]
