@@ -111,7 +111,7 @@ class DemoCmd:
     train_videos: int = arg(24, help="synthetic training videos")
     test_videos: int = arg(8, help="synthetic test videos")
     frames: int = arg(15, help="frames per video")
-    steps: int = arg(60, help="training steps per model")
+    steps: int = arg(50, help="training steps per model")
     encoder_name: str = arg("resnet18", help="encoder for both models")
     threads: int | None = arg(None, help="torch CPU threads (default: torch's)")
 

@@ -227,7 +227,7 @@ class SyntheticConfig:
     width: int = 64
     frames: int = 20
     corrupt_prob: float = 0.25
-    nerve_width: tuple[float, float] = (0.045, 0.075)  # radius as a fraction of the shorter side
+    nerve_width: tuple[float, float] = (0.06, 0.1)  # radius as a fraction of the shorter side
     noise: float = 0.03
 
 
