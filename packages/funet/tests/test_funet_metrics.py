@@ -55,3 +55,11 @@ def test_collect_predictions_skips_first_and_last_frame_of_each_clip():
 def test_measure_speed_reports_frames_and_clips():
     r = measure_speed(Replay(), (32, 32), num_frames=5, repeats=2, warmup=1)
     assert r["frames_per_s"] == pytest.approx(5 * r["clips_per_s"])
+
+
+def test_compare_speed_interleaved():
+    from funet.evaluate import compare_speed
+
+    r = compare_speed({"a": Replay(), "b": Replay()}, (32, 32), num_frames=4, repeats=3, warmup=1)
+    assert set(r) == {"a", "b"}
+    assert r["a"]["frames_per_s"] == pytest.approx(4 * r["a"]["clips_per_s"])

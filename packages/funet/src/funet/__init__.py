@@ -17,7 +17,13 @@ from funet.data import (
     scan_videos,
     write_videos,
 )
-from funet.evaluate import collect_predictions, evaluate_model, measure_speed, segmentation_metrics
+from funet.evaluate import (
+    collect_predictions,
+    compare_speed,
+    evaluate_model,
+    measure_speed,
+    segmentation_metrics,
+)
 from funet.losses import SegLoss, soft_dice_loss
 from funet.model import (
     ChannelSelfAttention,
@@ -50,6 +56,7 @@ __all__ = [
     "build_model",
     "clip_starts",
     "collect_predictions",
+    "compare_speed",
     "evaluate_model",
     "load_trained",
     "make_synthetic_video",

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from funet.data import ClipDataset, SyntheticConfig, denormalize, make_synthetic_videos
-from funet.evaluate import evaluate_model, measure_speed
+from funet.evaluate import compare_speed, evaluate_model
 from funet.losses import SegLoss
 from funet.model import FUnet, PerFrameUNet
 from funet.train import train_steps
@@ -113,7 +113,7 @@ def run_demo(cfg) -> dict:
         "unet": PerFrameUNet(cfg.encoder_name, **SMALL_UNET),
     }
     loss_fn = SegLoss(bce_weight=1.0, dice_weight=1.0)
-    losses, results, speed, train_time = {}, {}, {}, {}
+    losses, results, train_time = {}, {}, {}
     for name, m in models.items():
         torch.manual_seed(cfg.seed)
         loader = DataLoader(
@@ -125,7 +125,7 @@ def run_demo(cfg) -> dict:
         )
         train_time[name] = time.time() - t
         results[name] = evaluate_model(m, test_ds, batch_size=4)
-        speed[name] = measure_speed(m, (s, s), 5, repeats=5, warmup=1)
+    speed = compare_speed(models, (s, s), 5, repeats=10, warmup=2)  # interleaved: fair on a busy machine
 
     # a test clip with a corrupted frame in the middle three (the evaluated ones), for the overlay figure
     idx = next(

@@ -18,7 +18,14 @@ from torch import nn
 from tenfold_core.metrics import max_dice_iou, max_e_measure, s_measure
 from tenfold_core.metrics.segmentation import dice_iou_per_image
 
-__all__ = ["Predictions", "collect_predictions", "segmentation_metrics", "evaluate_model", "measure_speed"]
+__all__ = [
+    "Predictions",
+    "collect_predictions",
+    "segmentation_metrics",
+    "evaluate_model",
+    "measure_speed",
+    "compare_speed",
+]
 
 
 @dataclass
@@ -112,3 +119,35 @@ def measure_speed(
         times.append(time.perf_counter() - t)
     sec = float(np.median(times))
     return {"seconds_per_clip": sec, "clips_per_s": 1.0 / sec, "frames_per_s": num_frames / sec}
+
+
+@torch.no_grad()
+def compare_speed(
+    models: dict[str, nn.Module],
+    size: tuple[int, int] = (256, 448),
+    num_frames: int = 5,
+    repeats: int = 10,
+    warmup: int = 2,
+    device: str | torch.device = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Batch-1 speed of several models measured *interleaved* (A, B, A, B, ...) so that load changes on a shared
+    machine hit all of them alike; median time per model. Returns {name: {frames_per_s, clips_per_s, ...}}."""
+    x = torch.randn(1, num_frames, 3, *size, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for m in models.values():
+        m.eval().to(device)
+        for _ in range(warmup):
+            m(x)
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(repeats):
+        for name, m in models.items():
+            t = time.perf_counter()
+            m(x)
+            sync()
+            times[name].append(time.perf_counter() - t)
+    out = {}
+    for name, ts in times.items():
+        sec = float(np.median(ts))
+        out[name] = {"seconds_per_clip": sec, "clips_per_s": 1.0 / sec, "frames_per_s": num_frames / sec}
+    return out

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from funet.data import ClipDataset, SyntheticConfig, Video, clip_starts, make_synthetic_videos, scan_videos
-from funet.evaluate import evaluate_model, measure_speed
+from funet.evaluate import compare_speed, evaluate_model
 from funet.train import SegModule, load_trained
 from tenfold_core.errors import ConfigError, DataError
 from tenfold_core.io import atomic_write_bytes, write_json
@@ -167,9 +167,9 @@ def run_benchmark(cfg) -> dict:
     fkw["pos_size"] = [h, w] if cfg.widths == "small" else fkw.get("pos_size", [256, 448])
     funet = FUnet(encoder_name=cfg.encoder_name, num_frames=cfg.num_frames, **fkw)
     unet = PerFrameUNet(cfg.encoder_name, **ukw)
-    rows = {}
-    for name, m in (("funet", funet), ("unet", unet)):
-        rows[name] = measure_speed(m, (h, w), cfg.num_frames, cfg.repeats, device=cfg.device)
+    rows = compare_speed(
+        {"funet": funet, "unet": unet}, (h, w), cfg.num_frames, cfg.repeats, device=cfg.device
+    )
     ratio = rows["funet"]["frames_per_s"] / rows["unet"]["frames_per_s"]
     dev = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else f"cpu x{torch.get_num_threads()}"
     print(
