@@ -73,6 +73,17 @@ def test_missing_gt_folder_and_bad_root(tmp_path):
         scan_videos(tmp_path / "empty")
 
 
+def test_video_file_errors_are_one_line(tmp_path):
+    from funet.data import read_video_file
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(DataError, match=r"broken\.mp4: (reading video files needs PyAV|cannot decode)"):
+        read_video_file(bad)
+    with pytest.raises(DataError, match="no such video file"):
+        read_video_file(tmp_path / "missing.mp4")
+
+
 def test_unreadable_image_names_the_file(tmp_path):
     write_videos(make_synthetic_videos(1, SyntheticConfig(32, 32, 3), seed=2), tmp_path, "simple")
     bad = tmp_path / "video_000" / "frames" / "00001.png"

@@ -39,7 +39,7 @@ def test_loss_bce_and_dice():
         SegLoss(0, 0)
 
 
-def test_cli_train_evaluate_predict(tmp_path, capsys):
+def test_cli_train_evaluate_predict(tmp_path, capsys, monkeypatch):
     data = tmp_path / "data"
     write_videos(make_synthetic_videos(3, SyntheticConfig(64, 64, 6), seed=9), data, "sunseg")
     out = tmp_path / "run"
@@ -70,6 +70,19 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     )
     pngs = sorted((tmp_path / "p" / "video_001").glob("*.png"))
     assert len(pngs) == 6 and (tmp_path / "p" / "video_001.gif").is_file()
+    # a video file (decoded by PyAV when installed; here replaced by in-memory frames of another size)
+    import funet.runner
+
+    clip = make_synthetic_videos(1, SyntheticConfig(48, 80, 7), seed=3)[0]
+    clip.name, clip.masks = "clip", None
+    monkeypatch.setattr(funet.runner, "read_video_file", lambda p: clip)
+    app.run(
+        ["predict", str(out), str(tmp_path / "clip.mp4"), "--size", "64,64", "--out", str(tmp_path / "v")]
+    )
+    from PIL import Image
+
+    masks = sorted((tmp_path / "v" / "clip").glob("*.png"))
+    assert len(masks) == 7 and Image.open(masks[0]).size == (80, 48)  # back at the video's own size
     # user errors: one line, exit 2
     with pytest.raises(SystemExit) as e:
         app.main(["evaluate", str(tmp_path / "nope"), str(data)])
@@ -103,3 +116,22 @@ def test_demo_writes_outputs(tmp_path):
     assert m["funet_dice"] is not None
     assert m["funet_frames_per_s"] > 0 and m["unet_frames_per_s"] > 0
     assert (out / "overlay.png").is_file() and (out / "report.md").is_file()
+
+
+def test_load_trained_roundtrip_for_the_unet_baseline(tmp_path):
+    from funet import SegModule, load_trained
+
+    from tenfold_core.io import write_json
+    from tenfold_core.models import save_weights
+
+    module = SegModule(
+        "unet", {"encoder_name": "resnet18", "encoder_depth": 4, "decoder_channels": [16, 16, 8, 8]}
+    )
+    module.eval()
+    save_weights(module.state_dict(), tmp_path / "model.safetensors")
+    write_json(tmp_path / "config.json", {"hparams": dict(module.hparams)})
+    model, hp = load_trained(tmp_path)
+    assert hp["kind"] == "unet"
+    x = torch.randn(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), module(x), atol=1e-6)

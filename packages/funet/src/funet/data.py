@@ -33,6 +33,8 @@ __all__ = [
     "normalize",
     "denormalize",
     "IMAGE_EXTS",
+    "VIDEO_EXTS",
+    "read_video_file",
 ]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -108,6 +110,30 @@ def scan_videos(root: str | Path, require_masks: bool = True) -> list[Video]:
         f"{root}: expected Frame/<video>/*.jpg + GT/<video>/*.png (SUN-SEG) or <video>/frames/*.png + "
         "<video>/masks/*.png"
     )
+
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
+
+
+def read_video_file(path: str | Path) -> Video:
+    """Decode a video file with PyAV (``pip install av``) into an in-memory :class:`Video` (no masks)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such video file")
+    try:
+        import av
+    except ImportError:
+        raise DataError(
+            f"{path}: reading video files needs PyAV (pip install av); or extract the frames to a folder"
+        ) from None
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except Exception as e:  # PyAV raises many error types for broken files
+        raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
+    if not frames:
+        raise DataError(f"{path}: no video frames")
+    return Video(path.stem, np.stack(frames), None)
 
 
 def _load_rgb(p: Path) -> np.ndarray:

@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from funet.data import ClipDataset, SyntheticConfig, Video, clip_starts, make_synthetic_videos, scan_videos
+from funet.data import (
+    VIDEO_EXTS,
+    ClipDataset,
+    SyntheticConfig,
+    Video,
+    clip_starts,
+    make_synthetic_videos,
+    read_video_file,
+    scan_videos,
+)
 from funet.evaluate import compare_speed, evaluate_model
 from funet.train import SegModule, load_trained
 from tenfold_core.errors import ConfigError, DataError
@@ -107,8 +116,12 @@ def run_predict(cfg) -> Path:
     if hp["kind"] == "unet":
         nf = 1
     out = Path(cfg.out)
-    for v in scan_videos(cfg.video, require_masks=False):
-        v = Video(v.name, v.frames, None)
+    src = Path(cfg.video)
+    if src.suffix.lower() in VIDEO_EXTS:
+        videos = [read_video_file(src)]
+    else:
+        videos = [Video(v.name, v.frames, None) for v in scan_videos(src, require_masks=False)]
+    for v in videos:
         ds = ClipDataset([v], nf, 1, None, cfg.size)
         n = len(v)
         probs: list[np.ndarray | None] = [None] * n
@@ -120,9 +133,13 @@ def run_predict(cfg) -> Path:
                     probs[s + k] = p[k]
         frames_out = []
         (out / v.name).mkdir(parents=True, exist_ok=True)
-        for j, path in enumerate(v.frames):
-            with Image.open(path) as im:
-                rgb = np.asarray(im.convert("RGB"))
+        for j, frame in enumerate(v.frames):
+            if isinstance(frame, Path):
+                with Image.open(frame) as im:
+                    rgb = np.asarray(im.convert("RGB"))
+                stem = frame.stem
+            else:
+                rgb, stem = np.asarray(frame), f"{j:05d}"
             prob = (
                 np.asarray(
                     Image.fromarray((probs[j] * 255).astype(np.uint8)).resize((rgb.shape[1], rgb.shape[0]), 2)
@@ -132,7 +149,7 @@ def run_predict(cfg) -> Path:
             mask = Image.fromarray(((prob >= cfg.threshold) * 255).astype(np.uint8))
             buf = io.BytesIO()
             mask.save(buf, format="PNG")
-            atomic_write_bytes(out / v.name / (Path(path).stem + ".png"), buf.getvalue())
+            atomic_write_bytes(out / v.name / (stem + ".png"), buf.getvalue())
             frames_out.append(Image.fromarray(overlay(rgb, prob, cfg.threshold)))
         buf = io.BytesIO()
         frames_out[0].save(
