@@ -63,3 +63,21 @@ def test_compare_speed_interleaved():
     r = compare_speed({"a": Replay(), "b": Replay()}, (32, 32), num_frames=4, repeats=3, warmup=1)
     assert set(r) == {"a", "b"}
     assert r["a"]["frames_per_s"] == pytest.approx(4 * r["a"]["clips_per_s"])
+
+
+def test_streamed_metrics_match_the_core_functions():
+    from tenfold_core.metrics import max_dice_iou, max_e_measure, s_measure
+    from tenfold_core.metrics.segmentation import dice_iou_per_image
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.rand(6, 16, 16, generator=g)
+    masks = (torch.rand(6, 16, 16, generator=g) > 0.6).float()
+    masks[5] = 0  # an empty mask
+    m = segmentation_metrics(probs, masks)
+    d, i = dice_iou_per_image(probs, masks)
+    md, mi = max_dice_iou(probs, masks)
+    assert m["dice"] == pytest.approx(float(d.mean()), abs=1e-6)
+    assert m["iou"] == pytest.approx(float(i.mean()), abs=1e-6)
+    assert m["max_dice"] == pytest.approx(md, abs=1e-4) and m["max_iou"] == pytest.approx(mi, abs=1e-4)
+    assert m["s_measure"] == pytest.approx(s_measure(probs, masks), abs=1e-9)
+    assert m["max_e_measure"] == pytest.approx(max_e_measure(probs, masks), abs=1e-9)

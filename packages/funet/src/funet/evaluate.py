@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from tenfold_core.metrics import max_dice_iou, max_e_measure, s_measure
-from tenfold_core.metrics.segmentation import dice_iou_per_image
+from tenfold_core.metrics import e_measure_curve, s_measure
 
 __all__ = [
     "Predictions",
     "collect_predictions",
     "segmentation_metrics",
+    "frame_stats",
     "evaluate_model",
     "measure_speed",
     "compare_speed",
@@ -57,41 +57,97 @@ def collect_predictions(
     return Predictions(torch.cat(probs), torch.cat(masks), torch.cat(corr), torch.cat(gates))
 
 
-def segmentation_metrics(probs: torch.Tensor, masks: torch.Tensor, prefix: str = "") -> dict[str, float]:
-    if len(probs) == 0:
-        return {}
-    d, i = dice_iou_per_image(probs, masks, 0.5)
-    md, mi = max_dice_iou(probs, masks)
+THRESHOLDS = 256
+
+
+def frame_stats(prob, mask, num_thresholds: int = THRESHOLDS) -> dict:
+    """Per-frame scores with O(H*W) memory: Dice/IoU at 0.5, Dice/IoU/E-measure curves over thresholds, S-measure.
+
+    Curves use ``prob >= t`` for ``num_thresholds`` values of t in [0, 1] (VPS convention); an empty prediction of an
+    empty mask scores Dice = IoU = 1 (as ``tenfold_core.metrics.segmentation``).
+    """
+    p = np.asarray(prob, dtype=np.float64)
+    g = np.asarray(mask) > 0.5
+    thr = np.linspace(0, 1, num_thresholds)
+    fg, bg = np.sort(p[g]), np.sort(p[~g])
+    tp = fg.size - np.searchsorted(fg, thr, side="left")
+    fp = bg.size - np.searchsorted(bg, thr, side="left")
+    fn = fg.size - tp
+    den, union = 2 * tp + fp + fn, tp + fp + fn
+    dice_c = np.where(den == 0, 1.0, 2 * tp / np.maximum(den, 1))
+    iou_c = np.where(union == 0, 1.0, tp / np.maximum(union, 1))
+    b = p >= 0.5
+    tp5, ps, ts = float((b & g).sum()), float(b.sum()), float(g.sum())
+    d5 = 1.0 if ps + ts == 0 else 2 * tp5 / (ps + ts)
+    i5 = 1.0 if ps + ts == 0 else tp5 / (ps + ts - tp5)
     return {
-        f"{prefix}dice": float(d.mean()),
-        f"{prefix}iou": float(i.mean()),
-        f"{prefix}max_dice": md,
-        f"{prefix}max_iou": mi,
-        f"{prefix}s_measure": s_measure(probs, masks),
-        f"{prefix}max_e_measure": max_e_measure(probs, masks),
+        "dice": d5,
+        "iou": i5,
+        "dice_curve": dice_c,
+        "iou_curve": iou_c,
+        "s_measure": s_measure(p, g),
+        "e_curve": e_measure_curve(p, g, num_thresholds)[1],
     }
 
 
+def _aggregate(stats: list[dict], prefix: str = "") -> dict[str, float]:
+    if not stats:
+        return {}
+    return {
+        f"{prefix}dice": float(np.mean([s["dice"] for s in stats])),
+        f"{prefix}iou": float(np.mean([s["iou"] for s in stats])),
+        f"{prefix}max_dice": float(np.mean([s["dice_curve"] for s in stats], 0).max()),
+        f"{prefix}max_iou": float(np.mean([s["iou_curve"] for s in stats], 0).max()),
+        f"{prefix}s_measure": float(np.mean([s["s_measure"] for s in stats])),
+        f"{prefix}max_e_measure": float(np.mean([s["e_curve"] for s in stats], 0).max()),
+    }
+
+
+def segmentation_metrics(probs, masks, prefix: str = "") -> dict[str, float]:
+    """Dice, IoU (at 0.5), maxDice, maxIoU, S-measure, max E-measure of ``[N, H, W]`` probabilities vs masks."""
+    probs, masks = torch.as_tensor(probs).float(), torch.as_tensor(masks).float()
+    return _aggregate([frame_stats(probs[i].numpy(), masks[i].numpy()) for i in range(len(probs))], prefix)
+
+
+@torch.no_grad()
 def evaluate_model(
     model: nn.Module, dataset, batch_size: int = 4, skip_ends: bool = True, device="cpu"
 ) -> dict:
-    """All metrics on ``dataset`` (a :class:`~funet.data.ClipDataset`), plus corrupted/clean splits and gates."""
-    pr = collect_predictions(model, dataset, batch_size, skip_ends, device)
-    out = {"frames": len(pr.probs), **segmentation_metrics(pr.probs, pr.masks)}
-    c = pr.corrupted
+    """All metrics on ``dataset`` (a :class:`~funet.data.ClipDataset`), plus corrupted/clean splits and gates.
+
+    Streams: only per-frame scores are kept, so large test sets (SUN-SEG) fit in memory.
+    """
+    from torch.utils.data import DataLoader
+
+    model.eval().to(device)
+    stats, corrupted, gates = [], [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        logits, g = model(batch["frames"].to(device), return_gates=True)
+        p = torch.sigmoid(logits.float()).cpu()[:, :, 0]
+        f = p.shape[1]
+        keep = list(range(1, f - 1)) if skip_ends and f > 2 else list(range(f))
+        for bi in range(p.shape[0]):
+            for k in keep:
+                stats.append(frame_stats(p[bi, k].numpy(), batch["masks"][bi, k, 0].numpy()))
+                corrupted.append(bool(batch["corrupted"][bi, k]))
+                gates.append(float(g[bi, k]) if g is not None else float("nan"))
+    c = np.array(corrupted, dtype=bool)
+    gt = np.array(gates)
+    out = {"frames": len(stats), **_aggregate(stats)}
     if c.any() and (~c).any():
         out["corrupted_frames"] = int(c.sum())
-        d_c = dice_iou_per_image(pr.probs[c], pr.masks[c])[0].mean()
-        d_k = dice_iou_per_image(pr.probs[~c], pr.masks[~c])[0].mean()
-        out["dice_corrupted_frames"] = float(d_c)
-        out["dice_clean_frames"] = float(d_k)
-        out["max_dice_corrupted_frames"] = max_dice_iou(pr.probs[c], pr.masks[c])[0]
-        out["s_measure_corrupted_frames"] = s_measure(pr.probs[c], pr.masks[c])
-        if not torch.isnan(pr.gates).all():
-            out["gate_corrupted_frames"] = float(pr.gates[c].mean())
-            out["gate_clean_frames"] = float(pr.gates[~c].mean())
-    if not torch.isnan(pr.gates).all():
-        out["gate_mean"] = float(pr.gates.mean())
+        sc = [s for s, ci in zip(stats, c, strict=True) if ci]
+        sk = [s for s, ci in zip(stats, c, strict=True) if not ci]
+        a_c, a_k = _aggregate(sc), _aggregate(sk)
+        out["dice_corrupted_frames"] = a_c["dice"]
+        out["dice_clean_frames"] = a_k["dice"]
+        out["max_dice_corrupted_frames"] = a_c["max_dice"]
+        out["s_measure_corrupted_frames"] = a_c["s_measure"]
+        if not np.isnan(gt).all():
+            out["gate_corrupted_frames"] = float(gt[c].mean())
+            out["gate_clean_frames"] = float(gt[~c].mean())
+    if len(gt) and not np.isnan(gt).all():
+        out["gate_mean"] = float(gt.mean())
     return out
 
 
