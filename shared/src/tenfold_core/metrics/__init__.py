@@ -11,6 +11,13 @@ from tenfold_core.metrics.generation import (
     simple_tokenize,
 )
 from tenfold_core.metrics.robustness import robustness_summary
+from tenfold_core.metrics.saliency import (
+    e_measure,
+    e_measure_curve,
+    max_e_measure,
+    s_measure,
+    s_measure_per_image,
+)
 from tenfold_core.metrics.segmentation import (
     dice,
     dice_iou_curves,
@@ -30,14 +37,19 @@ __all__ = [
     "dice_iou_curves",
     "dice_iou_per_image",
     "distinct_n",
+    "e_measure",
+    "e_measure_curve",
     "false_trigger_rate",
     "generation_report",
     "iou",
     "macro_f1",
     "max_dice_iou",
+    "max_e_measure",
     "mcc",
     "mean_sentence_perplexity",
     "robustness_summary",
+    "s_measure",
+    "s_measure_per_image",
     "segmentation_report",
     "sequence_nll",
     "simple_tokenize",

@@ -1,0 +1,382 @@
+"""Video segmentation data: folder layouts, a clip sampler, and a synthetic endoscopy generator.
+
+Layouts read by :func:`scan_videos` (frames and masks are matched by file stem):
+
+- SUN-SEG: ``ROOT/Frame/<video>/*.jpg`` and ``ROOT/GT/<video>/*.png``
+- simple:  ``ROOT/<video>/frames/*.png`` (or .jpg) and ``ROOT/<video>/masks/*.png``
+
+:class:`ClipDataset` yields clips of ``F`` consecutive frames taken every ``stride`` frames:
+``{"frames": [F, 3, H, W] float (ImageNet-normalised), "masks": [F, 1, H, W] in {0, 1}, "corrupted": [F] bool}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from tenfold_core.errors import DataError
+
+__all__ = [
+    "Video",
+    "scan_videos",
+    "ClipDataset",
+    "clip_starts",
+    "SyntheticConfig",
+    "make_synthetic_video",
+    "make_synthetic_videos",
+    "write_videos",
+    "normalize",
+    "denormalize",
+    "IMAGE_EXTS",
+    "VIDEO_EXTS",
+    "read_video_file",
+]
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """[..., 3, H, W] in [0, 1] -> ImageNet-normalised."""
+    return (x - MEAN.to(x)) / STD.to(x)
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    return (x * STD.to(x) + MEAN.to(x)).clamp(0, 1)
+
+
+# ------------------------------------------------------------------------------------------------ videos
+@dataclass
+class Video:
+    """One video: frame files (sorted) and, when known, one mask file per frame; or in-memory arrays."""
+
+    name: str
+    frames: list = field(default_factory=list)  # paths, or an array [T, H, W, 3] uint8/float
+    masks: list | None = None  # paths, or an array [T, H, W]
+    corrupted: list[bool] | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _pair(name: str, frame_dir: Path, mask_dir: Path | None, require_masks: bool) -> Video:
+    frames = _images(frame_dir)
+    if not frames:
+        raise DataError(f"{frame_dir}: no image files ({', '.join(IMAGE_EXTS)})")
+    if mask_dir is None or not mask_dir.is_dir():
+        if require_masks:
+            raise DataError(f"{mask_dir}: mask folder missing for video {name!r}")
+        return Video(name, frames, None)
+    by_stem = {p.stem: p for p in _images(mask_dir)}
+    masks = []
+    for f in frames:
+        m = by_stem.get(f.stem)
+        if m is None:
+            if require_masks:
+                raise DataError(f"{mask_dir / (f.stem + '.png')}: missing mask for frame {f}")
+            return Video(name, frames, None)
+        masks.append(m)
+    return Video(name, frames, masks)
+
+
+def scan_videos(root: str | Path, require_masks: bool = True) -> list[Video]:
+    """Find the videos under ``root`` (SUN-SEG or simple layout, or ``root`` itself being one frames folder)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+    if (root / "Frame").is_dir():
+        vids = [d for d in sorted((root / "Frame").iterdir()) if d.is_dir()]
+        if not vids:
+            raise DataError(f"{root / 'Frame'}: no video folders")
+        return [_pair(d.name, d, root / "GT" / d.name, require_masks) for d in vids]
+    if (root / "frames").is_dir():
+        return [_pair(root.name, root / "frames", root / "masks", require_masks)]
+    vids = [d for d in sorted(root.iterdir()) if d.is_dir() and (d / "frames").is_dir()]
+    if vids:
+        return [_pair(d.name, d / "frames", d / "masks", require_masks) for d in vids]
+    if not require_masks and _images(root):
+        return [Video(root.parent.name if root.name == "frames" else root.name, _images(root), None)]
+    raise DataError(
+        f"{root}: expected Frame/<video>/*.jpg + GT/<video>/*.png (SUN-SEG) or <video>/frames/*.png + "
+        "<video>/masks/*.png"
+    )
+
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
+
+
+def read_video_file(path: str | Path) -> Video:
+    """Decode a video file with PyAV (``pip install av``) into an in-memory :class:`Video` (no masks)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such video file")
+    try:
+        import av
+    except ImportError:
+        raise DataError(
+            f"{path}: reading video files needs PyAV (pip install av); or extract the frames to a folder"
+        ) from None
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except Exception as e:  # PyAV raises many error types for broken files
+        raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
+    if not frames:
+        raise DataError(f"{path}: no video frames")
+    return Video(path.stem, np.stack(frames), None)
+
+
+def _load_rgb(p: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            return np.array(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataError(f"{p}: cannot read image ({e})") from None
+
+
+def _load_mask(p: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            return (np.asarray(im.convert("L")) > 127).astype(np.float32)
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataError(f"{p}: cannot read mask ({e})") from None
+
+
+def clip_starts(n_frames: int, num_frames: int, stride: int = 1, step: int | None = None) -> list[int]:
+    """Start indices of clips of ``num_frames`` frames every ``stride`` frames; clips start every ``step`` frames
+    (default: non-overlapping). A video shorter than one clip gives one clip with its last frame repeated."""
+    span = (num_frames - 1) * stride + 1
+    step = step or span
+    if n_frames <= span:
+        return [0]
+    starts = list(range(0, n_frames - span + 1, step))
+    if starts[-1] != n_frames - span:
+        starts.append(n_frames - span)  # cover the tail
+    return starts
+
+
+class ClipDataset(Dataset):
+    """Clips of ``num_frames`` frames from :class:`Video` s, resized to ``size`` (H, W), optionally augmented."""
+
+    def __init__(
+        self,
+        videos: list[Video],
+        num_frames: int = 5,
+        stride: int = 1,
+        step: int | None = None,
+        size: tuple[int, int] | list[int] | None = (256, 448),
+        augment: bool = False,
+        seed: int = 0,
+    ):
+        if not videos:
+            raise DataError("no videos to make clips from")
+        self.videos, self.num_frames, self.stride = videos, num_frames, stride
+        self.size = tuple(size) if size else None
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+        self.index = [
+            (vi, s) for vi, v in enumerate(videos) for s in clip_starts(len(v), num_frames, stride, step)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def frame_ids(self, i: int) -> tuple[int, list[int]]:
+        vi, s = self.index[i]
+        n = len(self.videos[vi])
+        return vi, [min(s + k * self.stride, n - 1) for k in range(self.num_frames)]
+
+    def _frame(self, v: Video, j: int) -> torch.Tensor:
+        a = _load_rgb(v.frames[j]) if isinstance(v.frames[j], Path) else np.asarray(v.frames[j])
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float()
+        return t / 255.0 if a.dtype == np.uint8 else t
+
+    def _mask(self, v: Video, j: int) -> torch.Tensor:
+        if v.masks is None:
+            return torch.zeros(1, 1, 1)
+        m = v.masks[j]
+        m = _load_mask(m) if isinstance(m, Path) else (np.asarray(m) > 0.5).astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(m))[None]
+
+    def __getitem__(self, i: int) -> dict:
+        vi, ids = self.frame_ids(i)
+        v = self.videos[vi]
+        frames = torch.stack([self._frame(v, j) for j in ids])  # [F, 3, h, w]
+        if v.masks is not None:
+            masks = torch.stack([self._mask(v, j) for j in ids])
+        else:
+            masks = torch.zeros(len(ids), 1, *frames.shape[-2:])
+        if self.size and tuple(frames.shape[-2:]) != self.size:
+            frames = F.interpolate(frames, size=self.size, mode="bilinear", align_corners=False)
+            masks = F.interpolate(masks, size=self.size, mode="nearest")
+        if masks.shape[-2:] != frames.shape[-2:]:
+            raise DataError(
+                f"video {v.name!r}: mask size {tuple(masks.shape[-2:])} != frame size {tuple(frames.shape[-2:])}"
+            )
+        if self.augment:  # the same flip / colour change for every frame of the clip
+            if self.rng.random() < 0.5:
+                frames, masks = frames.flip(-1), masks.flip(-1)
+            if self.rng.random() < 0.5:
+                frames, masks = frames.flip(-2), masks.flip(-2)
+            frames = (frames * self.rng.uniform(0.85, 1.15) + self.rng.uniform(-0.05, 0.05)).clamp(0, 1)
+        corrupted = torch.tensor([bool(v.corrupted[j]) if v.corrupted else False for j in ids])
+        return {
+            "frames": normalize(frames),
+            "masks": masks,
+            "corrupted": corrupted,
+            "video": vi,
+            "start": ids[0],
+        }
+
+
+# ------------------------------------------------------------------------------------------------ synthetic
+@dataclass
+class SyntheticConfig:
+    """A synthetic endoscopy video: circular aperture, tissue texture + noise, one tubular "nerve" that drifts and
+    bends, specular highlights, a distracting vessel, and corrupted frames (smoke haze, motion blur, instrument)."""
+
+    height: int = 64
+    width: int = 64
+    frames: int = 20
+    corrupt_prob: float = 0.25
+    nerve_width: tuple[float, float] = (0.06, 0.1)  # radius as a fraction of the shorter side
+    noise: float = 0.03
+
+
+def _smooth_noise(rng, h, w, cells=6) -> np.ndarray:
+    g = torch.from_numpy(rng.standard_normal((1, 1, cells, cells)).astype(np.float32))
+    return F.interpolate(g, size=(h, w), mode="bicubic", align_corners=False)[0, 0].numpy()
+
+
+def _bezier(p: np.ndarray, n: int = 48) -> np.ndarray:
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 2 * p[0] + 2 * (1 - t) * t * p[1] + t**2 * p[2]
+
+
+def _tube_distance(pts: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    d = (yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2
+    return np.sqrt(d.min(-1))
+
+
+def _box_blur(img: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """Box blur of an [H, W, C] image along one axis (0: vertical, 1: horizontal)."""
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    ks = (k, 1) if axis == 0 else (1, k)
+    pad = (k // 2, 0) if axis == 0 else (0, k // 2)
+    out = F.avg_pool2d(t, ks, stride=1, padding=pad, count_include_pad=False)
+    return out[0].permute(1, 2, 0).numpy()
+
+
+def make_synthetic_video(cfg: SyntheticConfig | None = None, seed: int = 0) -> Video:
+    """One synthetic video as in-memory arrays (frames uint8 [T, H, W, 3], masks [T, H, W], corruption flags)."""
+    cfg = cfg or SyntheticConfig()
+    rng = np.random.default_rng(seed)
+    h, w, s = cfg.height, cfg.width, min(cfg.height, cfg.width)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = h / 2, w / 2
+    aperture = np.clip((0.52 * s - np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)) / (0.05 * s), 0, 1)
+    tissue = np.array([0.78, 0.38, 0.33]) + rng.uniform(-0.05, 0.05, 3)
+    tex = 0.6 * _smooth_noise(rng, h, w, 5) + 0.4 * _smooth_noise(rng, h, w, 12)
+    nerve_col = np.array([0.93, 0.86, 0.62]) + rng.uniform(-0.04, 0.04, 3)
+    # nerve: three control points across the view, drifting and bending over time
+    ang = rng.uniform(0, np.pi)
+    d = np.array([np.sin(ang), np.cos(ang)]) * 0.45 * s
+    ctr = np.array([cy, cx]) + rng.uniform(-0.12, 0.12, 2) * s
+    ctrl = np.stack([ctr - d, ctr + rng.uniform(-0.25, 0.25, 2) * s, ctr + d])
+    vel = rng.uniform(-0.012, 0.012, 2) * s
+    bend_phase, bend_amp = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.15) * s
+    radius = rng.uniform(*cfg.nerve_width) * s
+    # a thin red vessel (not to be segmented)
+    vctrl = np.array([cy, cx]) + rng.uniform(-0.4, 0.4, (3, 2)) * s
+    vdist = _tube_distance(_bezier(vctrl), yy, xx)
+    frames, masks, flags = [], [], []
+    for t in range(cfg.frames):
+        p = ctrl + vel * t
+        p[1] = p[1] + bend_amp * np.sin(bend_phase + 0.35 * t) * np.array([d[1], -d[0]]) / (
+            np.linalg.norm(d) + 1e-6
+        )
+        dist = _tube_distance(_bezier(p), yy, xx)
+        mask = dist <= radius
+        light = 0.85 + 0.15 * tex
+        img = tissue[None, None] * light[..., None]
+        img = (
+            img
+            * (1 - 0.35 * np.exp(-(vdist**2) / (2 * (0.018 * s) ** 2)))[..., None]
+            * np.array([1, 0.6, 0.6])
+        )
+        shade = np.clip(1 - (dist / radius) ** 2, 0, 1)
+        alpha = np.clip((radius + 0.7 - dist) / 1.4, 0, 1)[..., None]
+        nerve = nerve_col[None, None] * (0.75 + 0.25 * shade[..., None])
+        img = img * (1 - alpha) + nerve * alpha
+        for _ in range(rng.integers(1, 4)):  # specular highlights
+            hy, hx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+            r2 = rng.uniform(0.01, 0.03) * s
+            spot = np.exp(-((yy - hy) ** 2 + (xx - hx) ** 2) / (2 * r2**2))
+            img = img + spot[..., None] * 0.8
+        img = img + rng.normal(0, cfg.noise, img.shape)
+        corrupt = rng.random() < cfg.corrupt_prob
+        if corrupt:
+            kind = rng.integers(3)
+            if kind == 0:  # smoke haze
+                a = rng.uniform(0.6, 0.8)
+                haze = 0.75 + 0.1 * _smooth_noise(rng, h, w, 4)
+                img = img * (1 - a) + haze[..., None] * a
+            elif kind == 1:  # motion blur
+                k = max(3, int(0.2 * s) | 1)
+                img = _box_blur(_box_blur(img, k, int(rng.integers(2))), 3, 0)
+            else:  # an instrument crossing the view occludes part of the nerve
+                a2 = rng.uniform(0, np.pi)
+                nrm = np.array([np.cos(a2), np.sin(a2)])
+                off = rng.uniform(-0.15, 0.15) * s
+                band = np.abs((yy - cy) * nrm[0] + (xx - cx) * nrm[1] - off) < rng.uniform(0.15, 0.22) * s
+                img[band] = np.array([0.55, 0.57, 0.6]) + 0.15 * _smooth_noise(rng, h, w, 3)[band][:, None]
+                mask = mask & ~band
+        img = np.clip(img * aperture[..., None], 0, 1)
+        frames.append((img * 255).astype(np.uint8))
+        masks.append((mask & (aperture > 0.5)).astype(np.uint8))
+        flags.append(bool(corrupt))
+    return Video(f"synthetic_{seed:04d}", np.stack(frames), np.stack(masks), flags)
+
+
+def make_synthetic_videos(n: int, cfg: SyntheticConfig | None = None, seed: int = 0) -> list[Video]:
+    vids = [make_synthetic_video(cfg, seed * 100_003 + i) for i in range(n)]
+    for i, v in enumerate(vids):
+        v.name = f"video_{i:03d}"
+    return vids
+
+
+def write_videos(videos: list[Video], root: str | Path, layout: str = "simple") -> Path:
+    """Write in-memory videos as PNG folders in the ``simple`` or ``sunseg`` layout."""
+    from PIL import Image
+
+    root = Path(root)
+    for v in videos:
+        if layout == "sunseg":
+            fdir, mdir, ext = root / "Frame" / v.name, root / "GT" / v.name, ".jpg"
+        elif layout == "simple":
+            fdir, mdir, ext = root / v.name / "frames", root / v.name / "masks", ".png"
+        else:
+            raise ValueError(f"layout must be 'simple' or 'sunseg', got {layout!r}")
+        fdir.mkdir(parents=True, exist_ok=True)
+        mdir.mkdir(parents=True, exist_ok=True)
+        for t in range(len(v)):
+            Image.fromarray(np.asarray(v.frames[t])).save(fdir / f"{t:05d}{ext}", quality=95)
+            if v.masks is not None:
+                Image.fromarray((np.asarray(v.masks[t]) > 0).astype(np.uint8) * 255).save(
+                    mdir / f"{t:05d}.png"
+                )
+    return root
