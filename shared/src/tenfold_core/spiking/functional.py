@@ -1,0 +1,374 @@
+"""Stateless multi-step LIF / IF neurons (time-first ``[T, ...]``).
+
+Dynamics per step t (spikingjelly ``LIFNode(step_mode="m")`` semantics; ``V_r`` = ``v_reset`` or 0 for soft reset):
+
+- charge, LIF with ``decay_input=True``:  ``H[t] = V[t-1] + (X[t] - (V[t-1] - V_r)) / tau``
+- charge, LIF with ``decay_input=False``: ``H[t] = V[t-1] - (V[t-1] - V_r) / tau + X[t]``
+- charge, IF:                              ``H[t] = V[t-1] + X[t]``
+- fire:  ``S[t] = Θ(H[t] - V_th)`` (Heaviside, ``>= 0`` fires), surrogate gradient in the backward pass
+- reset: hard ``V[t] = S·V_r + (1 - S)·H[t]``; soft (``v_reset=None``) ``V[t] = H[t] - S·V_th``;
+  ``detach_reset`` cuts the gradient through the S of the reset term.
+- ``V[-1] = v0`` if given, else ``V_r`` (hard) / 0 (soft), as spikingjelly initialises it.
+
+Three implementations, selected by ``backend``:
+
+- ``"reference"``: a readable Python loop over T on torch ops with :func:`~tenfold_core.spiking.heaviside`
+  (the oracle of the tests; any device and dtype).
+- ``"fast"``: a custom ``autograd.Function`` that saves only ``H`` (``[T, N]``) for backward and runs fused
+  kernels: numba on CPU (float32/float64), Triton on CUDA (float16/bfloat16/float32). If the kernel cannot be
+  built, it warns once and falls back to the reference.
+- ``"auto"`` (default): ``"fast"`` when a fused kernel exists for the tensor's device and dtype, else
+  ``"reference"``.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import torch
+
+from .surrogate import heaviside, resolve_surrogate
+
+__all__ = ["available_backends", "if_multi_step", "lif_multi_step", "neuron_multi_step"]
+
+_MODE_LIF_DECAY, _MODE_LIF_NODECAY, _MODE_IF = 0, 1, 2
+
+_cpu_lock = threading.Lock()
+_cpu_state: dict[str, object] = {"module": None, "failed": False}
+_cuda_state: dict[str, object] = {"module": None, "failed": False}
+
+
+def _cpu_kernel():
+    """Import the numba kernels once; ``None`` (after one warning) if numba is unavailable."""
+    if _cpu_state["module"] is not None or _cpu_state["failed"]:
+        return _cpu_state["module"]
+    with _cpu_lock:
+        if _cpu_state["module"] is None and not _cpu_state["failed"]:
+            try:
+                from . import _cpu_kernel as mod
+
+                _cpu_state["module"] = mod
+            except Exception as exc:  # pragma: no cover - depends on the environment
+                _cpu_state["failed"] = True
+                warnings.warn(
+                    f"tenfold_core.spiking: fused CPU kernel unavailable ({exc!r}); using the reference LIF",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+    return _cpu_state["module"]
+
+
+def _cuda_kernel():
+    """Import the Triton kernels once; ``None`` if Triton is unavailable."""
+    if _cuda_state["module"] is not None or _cuda_state["failed"]:
+        return _cuda_state["module"]
+    try:
+        from . import _triton_kernel as mod
+
+        if not mod.AVAILABLE:
+            raise ImportError("triton is not importable")
+        _cuda_state["module"] = mod
+    except Exception as exc:  # pragma: no cover - depends on the environment
+        _cuda_state["failed"] = True
+        warnings.warn(
+            f"tenfold_core.spiking: Triton LIF kernel unavailable ({exc!r}); using the reference LIF",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _cuda_state["module"]
+
+
+def _fast_supported(x: torch.Tensor) -> bool:
+    if x.device.type == "cpu":
+        return x.dtype in (torch.float32, torch.float64)
+    if x.device.type == "cuda":
+        return x.dtype in (torch.float16, torch.bfloat16, torch.float32)
+    return False
+
+
+def available_backends(x: torch.Tensor | None = None) -> list[str]:
+    """Backends usable for a tensor like ``x`` (or for CPU float32 if ``x`` is None), best first."""
+    probe = torch.empty(0) if x is None else x
+    out = []
+    if _fast_supported(probe):
+        mod = _cpu_kernel() if probe.device.type == "cpu" else _cuda_kernel()
+        if mod is not None:
+            out.append("fast")
+    out.append("reference")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- reference
+def _reference(
+    x_seq: torch.Tensor,
+    mode: int,
+    tau: float,
+    v_threshold: float,
+    v_reset: float | None,
+    surrogate: str,
+    alpha: float,
+    detach_reset: bool,
+    v0: torch.Tensor | None,
+    return_v: bool,
+):
+    vr = 0.0 if v_reset is None else v_reset
+    if v0 is None:
+        v = torch.full_like(x_seq[0], vr) if x_seq.shape[0] > 0 else None
+    else:
+        v = v0.to(x_seq.dtype).expand_as(x_seq[0])
+    spikes, vs = [], []
+    for t in range(x_seq.shape[0]):
+        x = x_seq[t]
+        if mode == _MODE_LIF_DECAY:
+            h = v + (x - (v - vr)) / tau
+        elif mode == _MODE_LIF_NODECAY:
+            h = v - (v - vr) / tau + x
+        else:
+            h = v + x
+        s = heaviside(h - v_threshold, surrogate, alpha)
+        sr = s.detach() if detach_reset else s
+        v = h - sr * v_threshold if v_reset is None else sr * vr + (1 - sr) * h
+        spikes.append(s)
+        if return_v:
+            vs.append(v)
+    s_seq = torch.stack(spikes) if spikes else torch.empty_like(x_seq)
+    if return_v:
+        return s_seq, (torch.stack(vs) if vs else torch.empty_like(x_seq))
+    return s_seq
+
+
+# ------------------------------------------------------------------------------------------------ fused CPU
+class _FusedCPU(torch.autograd.Function):
+    """Fused multi-step neuron on CPU. Saves only the charged membrane ``H`` for backward."""
+
+    @staticmethod
+    def forward(ctx, x2d, v0, params, iparams, return_v):
+        mod = _cpu_state["module"]
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        T, N = x2d.shape
+        xn = x2d.detach().numpy()
+        s = torch.empty((T, N), dtype=x2d.dtype)
+        h = torch.empty((T, N), dtype=x2d.dtype) if need_grad else torch.empty((1, 1), dtype=x2d.dtype)
+        v = torch.empty((T, N), dtype=x2d.dtype) if return_v else torch.empty((1, 1), dtype=x2d.dtype)
+        v_last = torch.empty((N,), dtype=x2d.dtype)
+        has_v0 = v0 is not None
+        v0n = v0.detach().numpy() if has_v0 else v_last.numpy()
+        ip = iparams.copy()
+        ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
+        mod.lif_forward(xn, v0n, params, ip, s.numpy(), h.numpy(), v.numpy(), v_last.numpy())
+        ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0 = params, ip, return_v, has_v0
+        if need_grad:
+            ctx.save_for_backward(h)
+        if return_v:
+            return s, v
+        return s
+
+    @staticmethod
+    def backward(ctx, g_s, g_v=None):
+        mod = _cpu_state["module"]
+        (h,) = ctx.saved_tensors
+        T, N = h.shape
+        g_s = g_s.to(h.dtype).contiguous()
+        ip = ctx.iparams.copy()
+        if ctx.return_v and g_v is not None:
+            g_vn = g_v.to(h.dtype).contiguous()
+            ip[7] = 1
+        else:
+            g_vn = torch.zeros((1, 1), dtype=h.dtype)
+            ip[7] = 0
+        g_x = torch.empty((T, N), dtype=h.dtype)
+        g_v0 = torch.empty((N,), dtype=h.dtype)
+        mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
+        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
+
+
+def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, return_v):
+    """Flatten to ``[T, N]``, run the fused kernel, restore the shape. Returns None if no kernel is usable."""
+    shape = x_seq.shape
+    T = shape[0]
+    x2d = x_seq.reshape(T, -1).contiguous()
+    N = x2d.shape[1]
+    v0f = None
+    if v0 is not None:
+        v0f = v0.to(x_seq.dtype).expand(shape[1:]).reshape(N).contiguous()
+    input_gain = 1.0 / tau if mode == _MODE_LIF_DECAY else 1.0
+    carry_gain = 1.0 - 1.0 / tau if mode != _MODE_IF else 1.0
+    if x_seq.device.type == "cpu":
+        mod = _cpu_kernel()
+        if mod is None:
+            return None
+        import numpy as np
+
+        c1, c2 = mod.surrogate_constants(sur.sid, alpha)
+        params = mod.make_params(
+            _np_dtype(x2d.dtype), tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2
+        )
+        iparams = np.array(
+            [mode, int(v_reset is not None), int(detach_reset), sur.sid, 0, 0, 0, 0], dtype=np.int64
+        )
+        try:
+            out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v)
+        except Exception as exc:  # pragma: no cover - compile failure
+            _cpu_state["failed"], _cpu_state["module"] = True, None
+            warnings.warn(
+                f"tenfold_core.spiking: fused CPU kernel failed to build/run ({exc!r}); using the reference LIF",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+    else:
+        mod = _cuda_kernel()
+        if mod is None:
+            return None
+        out = mod.fused_apply(
+            x2d,
+            v0f,
+            mode,
+            tau,
+            v_threshold,
+            v_reset,
+            sur.sid,
+            alpha,
+            detach_reset,
+            input_gain,
+            carry_gain,
+            return_v,
+        )
+    if return_v:
+        return out[0].reshape(shape), out[1].reshape(shape)
+    return out.reshape(shape)
+
+
+def _np_dtype(dtype: torch.dtype):
+    import numpy as np
+
+    return {torch.float32: np.float32, torch.float64: np.float64}[dtype]
+
+
+# -------------------------------------------------------------------------------------------------- public
+def neuron_multi_step(
+    x_seq: torch.Tensor,
+    *,
+    neuron: str = "lif",
+    tau: float = 2.0,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    v0: torch.Tensor | None = None,
+    return_v: bool = False,
+    backend: str = "auto",
+):
+    """Shared entry point of :func:`lif_multi_step` and :func:`if_multi_step` (``neuron`` = ``"lif"``/``"if"``)."""
+    if not torch.is_tensor(x_seq) or not x_seq.is_floating_point():
+        raise TypeError("x_seq must be a floating-point tensor [T, ...]")
+    if x_seq.dim() < 1:
+        raise ValueError("x_seq must have a leading time dimension [T, ...]")
+    if neuron == "lif":
+        tau = float(tau)
+        if not tau > 1.0:
+            raise ValueError(f"tau must be > 1 (spikingjelly asserts it), got {tau}")
+        mode = _MODE_LIF_DECAY if decay_input else _MODE_LIF_NODECAY
+    elif neuron == "if":
+        mode, tau = _MODE_IF, 1.0
+    else:
+        raise ValueError(f"neuron must be 'lif' or 'if', got {neuron!r}")
+    sur, a = resolve_surrogate(surrogate, alpha)
+    v_threshold = float(v_threshold)
+    v_reset = None if v_reset is None else float(v_reset)
+    if v0 is not None and v0.shape != x_seq.shape[1:]:
+        v0 = v0.expand(x_seq.shape[1:])
+    if backend not in ("auto", "fast", "reference"):
+        raise ValueError(f"backend must be 'auto', 'fast' or 'reference', got {backend!r}")
+    args = (x_seq, mode, tau, v_threshold, v_reset)
+    if backend == "fast" and not _fast_supported(x_seq):
+        warnings.warn(
+            f"no fused kernel for {x_seq.device.type}/{x_seq.dtype}; using the reference", RuntimeWarning, 2
+        )
+    elif backend != "reference" and x_seq.numel() > 0 and _fast_supported(x_seq):
+        out = _fast(*args, sur, a, detach_reset, v0, return_v)
+        if out is not None:
+            return out
+    return _reference(*args, sur.name, a, detach_reset, v0, return_v)
+
+
+def lif_multi_step(
+    x_seq: torch.Tensor,
+    *,
+    tau: float = 2.0,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    v0: torch.Tensor | None = None,
+    return_v: bool = False,
+    backend: str = "auto",
+):
+    """Multi-step leaky integrate-and-fire neuron, stateless over the call.
+
+    Args:
+        x_seq: input current ``[T, ...]`` (time first), floating point. Any strides (made contiguous internally).
+        tau: membrane time constant (> 1).
+        v_threshold: firing threshold ``V_th``.
+        v_reset: hard-reset potential; ``None`` = soft reset (subtract ``V_th`` after a spike).
+        decay_input: ``H = V + (X - (V - V_r))/tau`` if True, else ``H = V - (V - V_r)/tau + X``.
+        surrogate: surrogate-gradient name (``atan``, ``sigmoid``, ``piecewise_quadratic``, ``soft_sign``, ``erf``,
+            ``piecewise_exp``).
+        alpha: surrogate sharpness; ``None`` = spikingjelly's default for that surrogate.
+        detach_reset: detach the spike in the reset term from the graph (both SpikeBERT and SpikeCLIP use True).
+        v0: initial membrane ``[...]`` (broadcast to ``x_seq.shape[1:]``); default ``V_r`` (hard) or 0 (soft).
+        return_v: also return the membrane sequence ``V`` (after reset), same shape as ``x_seq``.
+        backend: ``"auto"`` (fused kernel when available), ``"fast"`` or ``"reference"``.
+
+    Returns:
+        The spike sequence (0/1, dtype of ``x_seq``), or ``(spikes, v_seq)`` if ``return_v``.
+    """
+    return neuron_multi_step(
+        x_seq,
+        neuron="lif",
+        tau=tau,
+        v_threshold=v_threshold,
+        v_reset=v_reset,
+        decay_input=decay_input,
+        surrogate=surrogate,
+        alpha=alpha,
+        detach_reset=detach_reset,
+        v0=v0,
+        return_v=return_v,
+        backend=backend,
+    )
+
+
+def if_multi_step(
+    x_seq: torch.Tensor,
+    *,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    v0: torch.Tensor | None = None,
+    return_v: bool = False,
+    backend: str = "auto",
+):
+    """Multi-step integrate-and-fire neuron (``H = V + X``), stateless over the call.
+
+    Same arguments and return value as :func:`lif_multi_step`, without ``tau`` and ``decay_input``.
+    """
+    return neuron_multi_step(
+        x_seq,
+        neuron="if",
+        v_threshold=v_threshold,
+        v_reset=v_reset,
+        surrogate=surrogate,
+        alpha=alpha,
+        detach_reset=detach_reset,
+        v0=v0,
+        return_v=return_v,
+        backend=backend,
+    )
