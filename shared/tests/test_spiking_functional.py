@@ -166,7 +166,8 @@ def test_half_precision_on_cpu_uses_reference():
     assert "fast" in available_backends(x)
     s = lif_multi_step(x.bfloat16())
     assert s.dtype == torch.bfloat16
-    assert torch.equal(s.float(), lif_multi_step(x.bfloat16().float()))
+    assert torch.equal(s, lif_multi_step(x.bfloat16(), backend="reference"))
+    assert lif_multi_step(_const(1.5).half()).flatten().tolist() == [0.0, 1.0, 0.0, 1.0]
 
 
 def test_dispatch_never_touches_cuda_kernel_on_cpu(monkeypatch):

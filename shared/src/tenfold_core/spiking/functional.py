@@ -34,7 +34,7 @@ __all__ = ["available_backends", "if_multi_step", "lif_multi_step", "neuron_mult
 
 _MODE_LIF_DECAY, _MODE_LIF_NODECAY, _MODE_IF = 0, 1, 2
 
-_cpu_lock = threading.Lock()
+_cpu_lock = threading.RLock()
 _cpu_state: dict[str, object] = {"module": None, "failed": False}
 _cuda_state: dict[str, object] = {"module": None, "failed": False}
 
@@ -156,7 +156,8 @@ class _FusedCPU(torch.autograd.Function):
         v0n = v0.detach().numpy() if has_v0 else v_last.numpy()
         ip = iparams.copy()
         ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
-        mod.lif_forward(xn, v0n, params, ip, s.numpy(), h.numpy(), v.numpy(), v_last.numpy())
+        with _cpu_lock:
+            mod.lif_forward(xn, v0n, params, ip, s.numpy(), h.numpy(), v.numpy(), v_last.numpy())
         ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0 = params, ip, return_v, has_v0
         if need_grad:
             ctx.save_for_backward(h)
@@ -179,7 +180,8 @@ class _FusedCPU(torch.autograd.Function):
             ip[7] = 0
         g_x = torch.empty((T, N), dtype=h.dtype)
         g_v0 = torch.empty((N,), dtype=h.dtype)
-        mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
+        with _cpu_lock:
+            mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
         return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
 
 

@@ -127,6 +127,21 @@ def resolve_surrogate(surrogate: str, alpha: float | None = None) -> tuple[Surro
     return sur, a
 
 
+def surrogate_constants(sid: int, alpha: float) -> tuple[float, float]:
+    """Constants ``(c1, c2)`` the fused kernels use for surrogate ``sid`` (see ``_cpu_kernel._sg_row``)."""
+    if sid == 0:  # sigmoid
+        return alpha, 0.0
+    if sid == 1:  # atan
+        return math.pi / 2 * alpha, alpha / 2
+    if sid == 2:  # piecewise quadratic
+        return alpha, alpha * alpha
+    if sid == 3:  # soft sign
+        return 1 / alpha, 2 * alpha
+    if sid == 4:  # erf
+        return alpha, alpha / math.sqrt(math.pi)
+    return alpha, alpha / 2  # piecewise exp
+
+
 def surrogate_grad(x: torch.Tensor, surrogate: str = "atan", alpha: float | None = None) -> torch.Tensor:
     """The surrogate derivative ``g'(x)`` evaluated elementwise (no autograd involved)."""
     sur, a = resolve_surrogate(surrogate, alpha)

@@ -1,0 +1,192 @@
+"""Fused multi-step LIF/IF kernels for CUDA in Triton (imported only for CUDA tensors; never used on CPU).
+
+One program handles ``BLOCK`` neurons and loops over T (a compile-time constant: one specialisation per T) inside, keeping the membrane in registers (fp32).
+Forward stores spikes (input dtype) and, when a gradient is needed, the charged membrane ``H`` in fp32; backward
+walks T in reverse reading ``H`` and ``dS`` (and ``dV`` if the membrane sequence was returned). Arithmetic is fp32
+with IEEE division (``div_rn``) in the same operation order as the reference, so fp32 spikes match it bit for bit.
+
+The kernels also run under ``TRITON_INTERPRET=1`` on CPU tensors, which is how the CPU-only test suite checks them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .surrogate import surrogate_constants
+
+try:  # pragma: no cover - depends on the environment
+    import triton
+    import triton.language as tl
+
+    AVAILABLE = True
+except Exception:  # pragma: no cover
+    AVAILABLE = False
+
+BLOCK = 1024
+
+if AVAILABLE:
+
+    @triton.jit(do_not_specialize=["N"])
+    def _lif_fwd_kernel(
+        x_ptr,
+        v0_ptr,
+        s_ptr,
+        h_ptr,
+        v_ptr,
+        N,
+        T: tl.constexpr,
+        tau,
+        vth,
+        vr,
+        MODE: tl.constexpr,
+        HARD: tl.constexpr,
+        HAS_V0: tl.constexpr,
+        STORE_H: tl.constexpr,
+        STORE_V: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < N
+        if HAS_V0:
+            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        else:
+            v = tl.zeros([BLOCK], dtype=tl.float32) + vr
+        row = N.to(tl.int64)
+        for t in range(T):
+            idx = t * row + offs
+            x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            if MODE == 0:
+                h = v + tl.math.div_rn(x - (v - vr), tau)
+            elif MODE == 1:
+                h = v - tl.math.div_rn(v - vr, tau) + x
+            else:
+                h = v + x
+            s = (h >= vth).to(tl.float32)
+            tl.store(s_ptr + idx, s.to(s_ptr.dtype.element_ty), mask=mask)
+            if STORE_H:
+                tl.store(h_ptr + idx, h, mask=mask)
+            if HARD:
+                v = s * vr + (1.0 - s) * h
+            else:
+                v = h - s * vth
+            if STORE_V:
+                tl.store(v_ptr + idx, v.to(v_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit(do_not_specialize=["N"])
+    def _lif_bwd_kernel(
+        h_ptr,
+        gs_ptr,
+        gv_ptr,
+        gx_ptr,
+        gv0_ptr,
+        N,
+        T: tl.constexpr,
+        vth,
+        vr,
+        gin,
+        gcarry,
+        c1,
+        c2,
+        HARD: tl.constexpr,
+        DETACH: tl.constexpr,
+        SID: tl.constexpr,
+        HAS_GV: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < N
+        carry = tl.zeros([BLOCK], dtype=tl.float32)
+        row = N.to(tl.int64)
+        for i in range(T):
+            t = T - 1 - i
+            idx = t * row + offs
+            h = tl.load(h_ptr + idx, mask=mask, other=0.0)
+            z = h - vth
+            if SID == 0:
+                sgm = 1.0 / (1.0 + tl.exp(-(z * c1)))
+                sg = (1.0 - sgm) * sgm * c1
+            elif SID == 1:
+                w = z * c1
+                sg = c2 / (1.0 + w * w)
+            elif SID == 2:
+                sg = tl.maximum(c1 - c2 * tl.abs(z), 0.0)
+            elif SID == 3:
+                w = c1 + tl.abs(z)
+                sg = 1.0 / (c2 * w * w)
+            elif SID == 4:
+                w = z * c1
+                sg = c2 * tl.exp(-(w * w))
+            else:
+                sg = c2 * tl.exp(-(c1 * tl.abs(z)))
+            if HARD:
+                rg = 1.0 - (h >= vth).to(tl.float32)
+                if not DETACH:
+                    rg = rg + (vr - h) * sg
+            else:
+                if DETACH:
+                    rg = tl.zeros([BLOCK], dtype=tl.float32) + 1.0
+                else:
+                    rg = 1.0 - vth * sg
+            gv = carry
+            if HAS_GV:
+                gv = gv + tl.load(gv_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            gh = tl.load(gs_ptr + idx, mask=mask, other=0.0).to(tl.float32) * sg + gv * rg
+            tl.store(gx_ptr + idx, (gh * gin).to(gx_ptr.dtype.element_ty), mask=mask)
+            carry = gh * gcarry
+        tl.store(gv0_ptr + offs, carry.to(gv0_ptr.dtype.element_ty), mask=mask)
+
+
+class _FusedTriton(torch.autograd.Function):
+    """Fused multi-step neuron on CUDA (Triton). Saves only ``H`` (fp32) for backward."""
+
+    @staticmethod
+    def forward(ctx, x2d, v0, cfg, return_v):
+        mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = cfg
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        T, N = x2d.shape
+        s = torch.empty_like(x2d)
+        h = torch.empty((T, N), device=x2d.device, dtype=torch.float32) if need_grad else s
+        v = torch.empty_like(x2d) if return_v else s
+        grid = (triton.cdiv(N, BLOCK),)
+        _lif_fwd_kernel[grid](
+            x2d, v0 if v0 is not None else x2d, s, h, v, N, T, tau, vth, vr,
+            MODE=mode, HARD=hard, HAS_V0=v0 is not None, STORE_H=need_grad, STORE_V=return_v, BLOCK=BLOCK,
+        )  # fmt: skip
+        ctx.cfg, ctx.return_v, ctx.has_v0, ctx.x_dtype = cfg, return_v, v0 is not None, x2d.dtype
+        if need_grad:
+            ctx.save_for_backward(h)
+        return (s, v) if return_v else s
+
+    @staticmethod
+    def backward(ctx, g_s, g_v=None):
+        mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = ctx.cfg
+        (h,) = ctx.saved_tensors
+        T, N = h.shape
+        g_s = g_s.contiguous()
+        has_gv = ctx.return_v and g_v is not None
+        g_v = g_v.contiguous() if has_gv else g_s
+        g_x = torch.empty((T, N), device=h.device, dtype=ctx.x_dtype)
+        g_v0 = torch.empty((N,), device=h.device, dtype=ctx.x_dtype)
+        grid = (triton.cdiv(N, BLOCK),)
+        _lif_bwd_kernel[grid](
+            h, g_s, g_v, g_x, g_v0, N, T, vth, vr, gin, gcarry, c1, c2,
+            HARD=hard, DETACH=detach, SID=sid, HAS_GV=has_gv, BLOCK=BLOCK,
+        )  # fmt: skip
+        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None
+
+
+def fused_apply(
+    x2d, v0, mode, tau, v_threshold, v_reset, sid, alpha, detach_reset, input_gain, carry_gain, return_v
+):
+    """Run the Triton LIF on a contiguous ``[T, N]`` tensor (autograd-aware). Returns spikes or (spikes, v)."""
+    if not AVAILABLE:
+        raise RuntimeError("triton is not available")
+    c1, c2 = surrogate_constants(sid, alpha)
+    vr = 0.0 if v_reset is None else float(v_reset)
+    cfg = (
+        int(mode), float(tau), float(v_threshold), vr, v_reset is not None, bool(detach_reset), int(sid),
+        float(c1), float(c2), float(input_gain), float(carry_gain),
+    )  # fmt: skip
+    return _FusedTriton.apply(x2d.contiguous(), v0, cfg, bool(return_v))

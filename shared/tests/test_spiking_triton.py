@@ -1,0 +1,61 @@
+"""The Triton (CUDA) LIF kernels, run on CPU tensors through Triton's interpreter (TRITON_INTERPRET=1).
+
+The interpreter has to be switched on before triton is first imported, so the check runs in a fresh subprocess
+(most of its ~10 s CPU time is importing torch and triton there).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import torch
+    from tenfold_core.spiking import SURROGATES, if_multi_step, lif_multi_step
+    from tenfold_core.spiking import _triton_kernel as tk
+    from tenfold_core.spiking.functional import _MODE_IF, _MODE_LIF_DECAY
+
+    torch.manual_seed(0)
+    cases = [(n, vr, det) for n in sorted(SURROGATES) for vr, det in ((0.0, True), (None, False))]
+    cases += [("atan", 0.0, False), ("sigmoid", None, True)]
+    for name, vr, det in cases:
+        x = torch.randn(5, 257) * 1.5
+        gs, gv = torch.randn_like(x), torch.randn_like(x)
+        v0 = (torch.rand(257) * 0.5).requires_grad_(True)
+        xr = x.clone().requires_grad_(True)
+        kw = dict(surrogate=name, v_reset=vr, detach_reset=det, tau=3.0)
+        s0, m0 = lif_multi_step(xr, v0=v0, return_v=True, backend="reference", **kw)
+        (s0 * gs + m0 * gv).sum().backward()
+        gv0_ref, v0.grad = v0.grad.clone(), None
+        xt = x.clone().requires_grad_(True)
+        sur = SURROGATES[name]
+        s1, m1 = tk.fused_apply(
+            xt, v0, _MODE_LIF_DECAY, 3.0, 1.0, vr, sur.sid, sur.default_alpha, det, 1 / 3.0, 1 - 1 / 3.0, True
+        )
+        (s1 * gs + m1 * gv).sum().backward()
+        assert torch.equal(s0, s1), name
+        torch.testing.assert_close(m1, m0, rtol=0, atol=1e-6)
+        torch.testing.assert_close(xt.grad, xr.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(v0.grad, gv0_ref, rtol=1e-5, atol=1e-5)
+    # IF neuron, spikes only, no membrane output
+    x = torch.randn(4, 100).requires_grad_(True)
+    s = tk.fused_apply(x, None, _MODE_IF, 1.0, 1.0, 0.0, 1, 2.0, True, 1.0, 1.0, False)
+    assert torch.equal(s, if_multi_step(x.detach(), backend="reference"))
+    s.sum().backward()
+    xr = x.detach().clone().requires_grad_(True)
+    if_multi_step(xr, backend="reference").sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)
+    print("TRITON-INTERPRETER-OK", len(cases))
+    """
+)
+
+
+def test_triton_kernels_match_reference_under_interpreter():
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "TRITON-INTERPRETER-OK 14" in out.stdout
