@@ -35,8 +35,8 @@ class RecipeConfig:
     seed: int = 0
     max_length: int = 32
     batch_size: int = 32
-    mlm_epochs: int = 2
-    teacher_epochs: int = 3
+    mlm_epochs: int = 1
+    teacher_epochs: int = 7
     teacher_lr: float = 1e-3
     stage1_epochs: int = 2
     stage1_lr: float = 2e-3
@@ -63,8 +63,10 @@ def run_recipe(
     tokenizer,
     cfg: RecipeConfig | None = None,
     log=print,
+    pretrained=None,
 ) -> dict[str, Any]:
-    """Run the recipe; returns metrics (test scores of every model, chosen on dev), the trained modules and timings."""
+    """Run the recipe (with ``pretrained`` given, ``teacher`` is taken as already fine-tuned and ``pretrained`` as
+    the stage-1 teacher, skipping the teacher's training); returns metrics (test scores of every model, chosen on dev), the trained modules and timings."""
     cfg = cfg or RecipeConfig()
     t0 = time.perf_counter()
     res: dict[str, Any] = {"timings": {}, "modules": {}, "history": {}}
@@ -79,26 +81,26 @@ def run_recipe(
         logits, labels = predict_logits(module, test_dl)
         return score(logits, labels, cfg.metric)
 
-    # stage "pre-trained BERT": brief masked-LM training of the tiny teacher's encoder
+    # stage "pre-trained BERT": brief masked-LM training of the tiny teacher's encoder, then stage 0
     torch.manual_seed(cfg.seed)
-    if cfg.mlm_epochs:
-        res["history"]["mlm"] = mlm_pretrain(
-            teacher, tokenizer, corpus, epochs=cfg.mlm_epochs, max_length=cfg.max_length, seed=cfg.seed
+    tm = TeacherModule(teacher, OptimConfig(lr=cfg.teacher_lr, weight_decay=0.01, schedule="constant"))
+    if pretrained is None:
+        if cfg.mlm_epochs:
+            res["history"]["mlm"] = mlm_pretrain(
+                teacher, tokenizer, corpus, epochs=cfg.mlm_epochs, max_length=cfg.max_length, seed=cfg.seed
+            )
+        pretrained = copy.deepcopy(teacher.bert).eval()
+        res["timings"]["mlm"] = time.perf_counter() - t0
+        t = time.perf_counter()
+        res["history"]["teacher"] = quick_fit(
+            tm, train_dl, dev_dl, cfg.teacher_epochs, tm.optim_config, cfg.metric
         )
-    pretrained = copy.deepcopy(teacher.bert).eval()
-    res["timings"]["mlm"] = time.perf_counter() - t0
-
-    # stage 0: fine-tune the teacher
-    t = time.perf_counter()
-    tm = TeacherModule(teacher, OptimConfig(lr=cfg.teacher_lr, weight_decay=0.01, schedule="linear"))
-    res["history"]["teacher"] = quick_fit(
-        tm, train_dl, dev_dl, cfg.teacher_epochs, tm.optim_config, cfg.metric
-    )
+        res["timings"]["teacher"] = time.perf_counter() - t
+    res["modules"]["pretrained"] = pretrained
     teacher = tm.model.eval()
     res["teacher_acc"] = test_score(tm)
     res["modules"]["teacher"] = tm
-    res["timings"]["teacher"] = time.perf_counter() - t
-    log(f"teacher: test {cfg.metric} {res['teacher_acc']:.4f} ({res['timings']['teacher']:.1f} s)")
+    log(f"teacher: test {cfg.metric} {res['teacher_acc']:.4f} ({res['timings'].get('teacher', 0):.1f} s)")
 
     base = dict(
         vocab_size=len(tokenizer),
