@@ -117,10 +117,6 @@ class DirectTrain(TaskTrain):
     out_dir: str = arg("runs/spikebert/direct", help="run folder")
 
 
-def _optim(lr: float, wd: float, schedule: str = "cosine", warmup: float = 0.0):
-    return arg(factory=lambda: OptimConfig(lr=lr, weight_decay=wd, schedule=schedule, warmup_ratio=warmup))
-
-
 @dataclass
 class TeacherOptim(OptimConfig):
     lr: float = arg(5e-5, help="peak learning rate (official: 5e-5)")
@@ -256,7 +252,7 @@ def _student_conf(args: StudentArgs, tok, num_labels: int, teacher_dim: int) -> 
     return args.build(len(tok), num_labels, teacher_dim, tok.pad_token_id or 0).to_dict()
 
 
-def _finish_student(module, res, out: Path, tok, extra: dict[str, Any]) -> None:
+def _finish_student(module, res, out: Path, tok) -> None:
     """Load the selected (best on dev) weights back into the module and save the tokenizer."""
     if res.weights is not None and res.weights.is_file():
         load_state_dict_checked(module, res.weights, strict=False)
@@ -341,7 +337,7 @@ def distill_pretrain(cfg: DistillPretrainConfig) -> dict[str, Any]:
     }
     res = fit(module, cfg.train, train_dl, dev_dl, export_config=extra)
     out = Path(cfg.train.out_dir)
-    _finish_student(module, res, out, tok, extra)
+    _finish_student(module, res, out, tok)
     metrics = {"stage": "distill-pretrain", "best_val_loss": res.best_score, "layer_map": module.layer_map}
     write_json(out / "metrics.json", metrics)
     return metrics
@@ -352,7 +348,7 @@ def _task_run(cfg, module, tok, data, stage: str, extra: dict[str, Any]) -> dict
     extra = {**extra, "stage": stage, "label_names": data.label_names}
     res = fit(module, cfg.train, train_dl, dev_dl, export_config=extra)
     out = Path(cfg.train.out_dir)
-    _finish_student(module, res, out, tok, extra)
+    _finish_student(module, res, out, tok)
     metrics = {"stage": stage, **_scores(module, {"dev": dev_dl, "test": test_dl}, cfg.data.metric)}
     write_json(out / "metrics.json", metrics)
     return metrics
