@@ -29,26 +29,23 @@ def _sync(dev):
         torch.cuda.synchronize()
 
 
-def timeit(fn, dev, reps: int, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in ms."""
-    for _ in range(warmup):
-        fn()
+def interleaved(fns: dict, dev, reps: dict, warmup: int = 1) -> dict:
+    """Median wall time (ms) of each ``fns[name]()``; calls are interleaved round-robin so that load from other
+    processes on a shared machine hits every candidate alike. ``reps[name]`` caps the repetitions of slow ones."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
     _sync(dev)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(dev)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def streaming_bandwidth(dev, dtype, reps: int) -> float:
-    """Bytes/s of ``torch.add(a, b, out=c)`` on 3 x 128 MiB-ish buffers (2 reads + 1 write)."""
-    n = (128 << 20) // torch.tensor([], dtype=dtype).element_size()
-    a, b, c = (torch.rand(n, device=dev).to(dtype) for _ in range(3))
-    ms = timeit(lambda: torch.add(a, b, out=c), dev, reps)
-    return 3 * n * a.element_size() / (ms * 1e-3)
+    times = {k: [] for k in fns}
+    for r in range(max(reps.values())):
+        for k, f in fns.items():
+            if r >= reps[k]:
+                continue
+            t0 = time.perf_counter()
+            f()
+            _sync(dev)
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def sj_node(dev):
@@ -67,60 +64,74 @@ def sj_node(dev):
 
 
 def bench_device(dev, shape_tail, dtype, reps):
-    bw = streaming_bandwidth(dev, dtype, reps)
     esize = torch.tensor([], dtype=dtype).element_size()
     print(
         f"\n== {dev.type}: x = [T, {', '.join(map(str, shape_tail))}] {dtype}; torch threads {torch.get_num_threads()}"
     )
-    print(f"streaming add bandwidth: {bw / 1e9:.1f} GB/s")
     node = sj_node(dev)
+    nbuf = (128 << 20) // esize  # streaming add on 3 x 128 MiB buffers (2 reads + 1 write)
+    a, b, c = (torch.rand(nbuf, device=dev).to(dtype) for _ in range(3))
 
-    def ours(backend):
-        return lambda x: lif_multi_step(x, backend=backend, **CFG)
+    def stream():
+        torch.add(a, b, out=c)
 
-    def sj(x):
-        node.reset()
-        return node(x)
-
-    impls = {"ref": ours("reference"), "fast": ours("fast")}
+    impls = {
+        "ref": lambda x: lif_multi_step(x, backend="reference", **CFG),
+        "fast": lambda x: lif_multi_step(x, backend="fast", **CFG),
+    }
     if node is not None:
+
+        def sj(x):
+            node.reset()
+            return node(x)
+
         impls["spikingjelly"] = sj
-    rows = []
     for T in (4, 16):
         x = torch.randn(T, *shape_tail, device=dev).to(dtype).requires_grad_(True)
         g = torch.randn_like(x)
-        n = x.numel()
-        # fused fwd+bwd must at least read x, write S and H (fwd), read H and dS, write dX (bwd): 6 x elem size
-        bound_ms = 6 * esize * n / bw * 1e3
-        res = {}
+        fns, nrep = {"stream": stream}, {"stream": reps}
         for name, f in impls.items():
 
             def fwd(f=f, x=x):
+                with torch.no_grad():
+                    return f(x)
+
+            def fwd_train(f=f, x=x):
                 return f(x)
 
             def fwdbwd(f=f, x=x, g=g):
                 x.grad = None
                 f(x).backward(g)
 
-            r = reps if name != "ref" else max(3, reps // 3)
-            res[name] = (timeit(fwd, dev, r), timeit(fwdbwd, dev, r))
-        rows.append((T, res, bound_ms))
-        line = " | ".join(f"{k} fwd {v[0]:8.2f} ms, fwd+bwd {v[1]:8.2f} ms" for k, v in res.items())
-        print(f"T={T:2d}: {line}")
-        fast = res["fast"]
+            slow = name != "fast"
+            for kind, fn in (("fwd", fwd), ("fwd_train", fwd_train), ("fwdbwd", fwdbwd)):
+                fns[f"{name}:{kind}"] = fn
+                nrep[f"{name}:{kind}"] = max(3, reps // 3) if slow else reps
+        res = interleaved(fns, dev, nrep)
+        bw = 3 * nbuf * esize / (res.pop("stream") * 1e-3)
+        n = x.numel()
+        # a fused fwd+bwd must at least read x, write S and H (fwd), read H and dS, write dX (bwd)
+        bound_ms = 6 * esize * n / bw * 1e3
         print(
-            f"      memory bound (fwd+bwd, {6 * esize} B/elem): {bound_ms:.2f} ms -> fast/bound = {fast[1] / bound_ms:.2f}x"
+            f"T={T:2d}: streaming add {bw / 1e9:.1f} GB/s -> memory bound fwd+bwd ({6 * esize} B/elem) {bound_ms:.2f} ms"
         )
+        for name in impls:
+            print(
+                f"      {name:<13} fwd (no grad) {res[name + ':fwd']:9.2f} ms | fwd (train) {res[name + ':fwd_train']:9.2f} ms"
+                f" | fwd+bwd {res[name + ':fwdbwd']:9.2f} ms"
+            )
+        f_fb, f_f = res["fast:fwdbwd"], res["fast:fwd_train"]
+        print(f"      fast fwd+bwd / memory bound = {f_fb / bound_ms:.2f}x")
         print(
-            f"      speed-up of fast: vs ref fwd {res['ref'][0] / fast[0]:.1f}x, fwd+bwd {res['ref'][1] / fast[1]:.1f}x",
-            end="",
+            f"      fast vs ref: fwd {res['ref:fwd_train'] / f_f:.1f}x, fwd+bwd {res['ref:fwdbwd'] / f_fb:.1f}x faster"
         )
-        if "spikingjelly" in res:
-            sjr = res["spikingjelly"]
-            print(f"; vs spikingjelly fwd {sjr[0] / fast[0]:.1f}x, fwd+bwd {sjr[1] / fast[1]:.1f}x")
+        if node is not None:
+            print(
+                f"      fast vs spikingjelly: fwd {res['spikingjelly:fwd_train'] / f_f:.1f}x, "
+                f"fwd+bwd {res['spikingjelly:fwdbwd'] / f_fb:.1f}x faster"
+            )
         else:
-            print("; spikingjelly not installed")
-    return rows
+            print("      spikingjelly not installed")
 
 
 FIRST_CALL = r"""
@@ -139,7 +150,10 @@ print(f"{t1 - t0:.3f} {t2 - t1:.3f} {t3 - t2:.4f}")
 
 
 def first_call(cold: bool) -> str:
+    """Run FIRST_CALL in a fresh process. Python bytecode caching is switched on there (as after a pip install):
+    with PYTHONDONTWRITEBYTECODE=1 every import recompiles numba's and torch's sources (seconds on this machine)."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp:
         if cold:
             env["NUMBA_CACHE_DIR"] = tmp
@@ -147,7 +161,27 @@ def first_call(cold: bool) -> str:
             [sys.executable, "-c", FIRST_CALL], env=env, capture_output=True, text=True, check=True
         )
     imp, first, second = (float(v) for v in out.stdout.split())
-    return f"import {imp:.2f} s, first fwd+bwd {first:.2f} s, second {second * 1e3:.1f} ms"
+    return (
+        f"import torch+tenfold_core.spiking {imp:.2f} s; first fwd+bwd {first:.2f} s (numba import + kernel load), "
+        f"second {second * 1e3:.1f} ms -> first-call overhead {first - second:.2f} s"
+    )
+
+
+def keep_freed_memory() -> bool:
+    """glibc: serve large tensors from the heap instead of a fresh mmap per allocation.
+
+    By default glibc mmaps every block above its dynamic threshold (at most 32 MiB), so each [16, 32, 16384] fp32
+    tensor (32 MiB) is a fresh mapping whose pages are faulted in and zeroed on first touch; on this machine that
+    cost more than the LIF kernel itself. It applies to every implementation alike; ``--system-malloc`` keeps the
+    default. Returns whether the setting was applied."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except Exception:
+        return False
 
 
 def main() -> None:
@@ -155,13 +189,23 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-first-call", action="store_true")
+    ap.add_argument(
+        "--system-malloc", action="store_true", help="keep glibc's per-allocation mmap of big tensors"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, CPU threads {args.threads}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"torch {torch.__version__}, CPU threads {args.threads}, cores {os.cpu_count()}, load average {load:.1f}"
+    )
     if not args.no_first_call:
         print(f"first call (fresh process, warm numba cache): {first_call(cold=False)}")
         print(f"first call (fresh process, empty numba cache): {first_call(cold=True)}")
+    malloc = (
+        "system default" if args.system_malloc or not keep_freed_memory() else "mallopt: no mmap below 1 GiB"
+    )
+    print(f"allocator: {malloc}")
     bench_device(torch.device("cpu"), (32, 16384), torch.float32, args.reps)
     if torch.cuda.is_available():
         print(f"card: {torch.cuda.get_device_name()}")

@@ -273,3 +273,49 @@ def test_matches_spikingjelly_ifnode():
     s = if_multi_step(x, v_reset=None, detach_reset=False)
     assert torch.equal(s, s_ref.detach())
     torch.testing.assert_close(gx, xs.grad)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "lif_nodecay", "if"])
+def test_spikingjelly_backend_adapter(neuron):
+    pytest.importorskip("spikingjelly.activation_based")
+    x = torch.randn(5, 2, 70) * 1.5
+    gs, gv = torch.randn_like(x), torch.randn_like(x)
+    if neuron == "if":
+        fn, kw = if_multi_step, dict(v_reset=None, surrogate="erf")
+    else:
+        fn, kw = lif_multi_step, dict(decay_input=neuron == "lif", tau=2.5, surrogate="sigmoid", alpha=3.0)
+    s0, v0, g0 = _run(fn, x, gs, gv, backend="reference", **kw)
+    s1, v1, g1 = _run(fn, x, gs, gv, backend="spikingjelly", **kw)
+    assert torch.equal(s0, s1)
+    torch.testing.assert_close(v1, v0)
+    torch.testing.assert_close(g1, g0, rtol=1e-5, atol=1e-5)
+
+
+def test_no_grad_forward_does_not_save_membrane(monkeypatch):
+    x = torch.randn(4, 3, 50, requires_grad=True)
+    seen = []
+    orig = F._FusedCPU.forward
+
+    def spy(ctx, x2d, v0, params, iparams, return_v, need_grad):
+        seen.append(need_grad)
+        return orig(ctx, x2d, v0, params, iparams, return_v, need_grad)
+
+    monkeypatch.setattr(F._FusedCPU, "forward", staticmethod(spy))
+    with torch.no_grad():
+        s = lif_multi_step(x, backend="fast")
+    assert not s.requires_grad
+    s2 = lif_multi_step(x, backend="fast")
+    assert s2.requires_grad and torch.equal(s, s2.detach())
+    assert seen == [False, True]
+
+
+def test_kernel_follows_torch_thread_count():
+    numba = pytest.importorskip("numba")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        x = torch.randn(3, 64, requires_grad=True)
+        lif_multi_step(x, backend="fast").sum().backward()
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -133,3 +133,22 @@ def test_bad_arguments():
         ssa(torch.zeros(2, 1, 4, 8), key_padding_mask=torch.zeros(1, 5, dtype=torch.bool))
     with pytest.raises(ValueError):
         SpikingMLP(8, lif_position="middle")
+
+
+@pytest.mark.parametrize("lif_position", ["post", "pre"])
+def test_block_fast_and_reference_backends_agree(lif_position):
+    torch.manual_seed(7)
+    fast = _excite(SpikingTransformerBlock(16, 4, qk_scale=1.0, lif_position=lif_position, backend="fast"))
+    ref = SpikingTransformerBlock(16, 4, qk_scale=1.0, lif_position=lif_position, backend="reference")
+    ref.load_state_dict(fast.state_dict())
+    x = _x(D=16, seed=8)
+    outs = []
+    for blk in (fast, ref):
+        xx = x.clone().requires_grad_(True)
+        y = blk(xx)
+        y.pow(2).sum().backward()
+        outs.append((y.detach(), xx.grad, blk.attn.q.linear.weight.grad))
+    assert torch.equal(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(outs[0][2], outs[1][2], rtol=1e-4, atol=1e-5)
+    assert outs[0][1].abs().sum() > 0

@@ -206,3 +206,10 @@ def make_params(dtype, tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2
         [tau, v_threshold, 0.0 if v_reset is None else v_reset, input_gain, carry_gain, c1, c2, 1.0, 0.0],
         dtype=dtype,
     )
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` numba threads (capped by ``NUMBA_NUM_THREADS``), so the kernels follow ``torch.set_num_threads``."""
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)

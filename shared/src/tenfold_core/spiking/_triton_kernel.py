@@ -142,9 +142,8 @@ class _FusedTriton(torch.autograd.Function):
     """Fused multi-step neuron on CUDA (Triton). Saves only ``H`` (fp32) for backward."""
 
     @staticmethod
-    def forward(ctx, x2d, v0, cfg, return_v):
+    def forward(ctx, x2d, v0, cfg, return_v, need_grad):
         mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = cfg
-        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         T, N = x2d.shape
         s = torch.empty_like(x2d)
         h = torch.empty((T, N), device=x2d.device, dtype=torch.float32) if need_grad else s
@@ -174,7 +173,7 @@ class _FusedTriton(torch.autograd.Function):
             h, g_s, g_v, g_x, g_v0, N, T, vth, vr, gin, gcarry, c1, c2,
             HARD=hard, DETACH=detach, SID=sid, HAS_GV=has_gv, BLOCK=BLOCK,
         )  # fmt: skip
-        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None
+        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
 
 
 def fused_apply(
@@ -189,4 +188,5 @@ def fused_apply(
         int(mode), float(tau), float(v_threshold), vr, v_reset is not None, bool(detach_reset), int(sid),
         float(c1), float(c2), float(input_gain), float(carry_gain),
     )  # fmt: skip
-    return _FusedTriton.apply(x2d.contiguous(), v0, cfg, bool(return_v))
+    need_grad = torch.is_grad_enabled() and (x2d.requires_grad or (v0 is not None and v0.requires_grad))
+    return _FusedTriton.apply(x2d.contiguous(), v0, cfg, bool(return_v), need_grad)

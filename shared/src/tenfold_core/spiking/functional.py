@@ -19,6 +19,8 @@ Three implementations, selected by ``backend``:
   built, it warns once and falls back to the reference.
 - ``"auto"`` (default): ``"fast"`` when a fused kernel exists for the tensor's device and dtype, else
   ``"reference"``.
+- ``"spikingjelly"``: adapter to spikingjelly's own ``functional.lif_multi_step`` / ``if_multi_step`` (optional
+  extra ``tenfold-core[spikingjelly]``; it picks its own CPU/CUDA/Triton implementation).
 """
 
 from __future__ import annotations
@@ -143,9 +145,9 @@ class _FusedCPU(torch.autograd.Function):
     """Fused multi-step neuron on CPU. Saves only the charged membrane ``H`` for backward."""
 
     @staticmethod
-    def forward(ctx, x2d, v0, params, iparams, return_v):
+    def forward(ctx, x2d, v0, params, iparams, return_v, need_grad):
+        # need_grad is decided by the caller: inside forward grad mode is off and needs_input_grad ignores no_grad
         mod = _cpu_state["module"]
-        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         T, N = x2d.shape
         xn = x2d.detach().numpy()
         s = torch.empty((T, N), dtype=x2d.dtype)
@@ -157,6 +159,7 @@ class _FusedCPU(torch.autograd.Function):
         ip = iparams.copy()
         ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
         with _cpu_lock:
+            mod.set_threads(torch.get_num_threads())
             mod.lif_forward(xn, v0n, params, ip, s.numpy(), h.numpy(), v.numpy(), v_last.numpy())
         ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0 = params, ip, return_v, has_v0
         if need_grad:
@@ -181,8 +184,9 @@ class _FusedCPU(torch.autograd.Function):
         g_x = torch.empty((T, N), dtype=h.dtype)
         g_v0 = torch.empty((N,), dtype=h.dtype)
         with _cpu_lock:
+            mod.set_threads(torch.get_num_threads())
             mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
-        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
+        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None, None
 
 
 def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, return_v):
@@ -210,7 +214,10 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
             [mode, int(v_reset is not None), int(detach_reset), sur.sid, 0, 0, 0, 0], dtype=np.int64
         )
         try:
-            out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v)
+            need_grad = torch.is_grad_enabled() and (
+                x2d.requires_grad or (v0f is not None and v0f.requires_grad)
+            )
+            out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v, need_grad)
         except Exception as exc:  # pragma: no cover - compile failure
             _cpu_state["failed"], _cpu_state["module"] = True, None
             warnings.warn(
@@ -223,23 +230,55 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
         mod = _cuda_kernel()
         if mod is None:
             return None
-        out = mod.fused_apply(
-            x2d,
-            v0f,
-            mode,
-            tau,
-            v_threshold,
-            v_reset,
-            sur.sid,
-            alpha,
-            detach_reset,
-            input_gain,
-            carry_gain,
-            return_v,
-        )
+        try:
+            out = mod.fused_apply(
+                x2d, v0f, mode, tau, v_threshold, v_reset, sur.sid, alpha, detach_reset, input_gain, carry_gain,
+                return_v,
+            )  # fmt: skip
+        except Exception as exc:  # pragma: no cover - needs a GPU
+            _cuda_state["failed"], _cuda_state["module"] = True, None
+            warnings.warn(
+                f"tenfold_core.spiking: Triton LIF kernel failed to build/run ({exc!r}); using the reference LIF",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
     if return_v:
         return out[0].reshape(shape), out[1].reshape(shape)
     return out.reshape(shape)
+
+
+_SJ_CLASSES = {
+    "atan": "ATan",
+    "sigmoid": "Sigmoid",
+    "piecewise_quadratic": "PiecewiseQuadratic",
+    "soft_sign": "SoftSign",
+    "erf": "Erf",
+    "piecewise_exp": "PiecewiseExp",
+}
+
+
+def _spikingjelly(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, return_v):
+    """Adapter to spikingjelly's own multi-step functional (its automatic CPU/CUDA/Triton selection)."""
+    try:
+        from spikingjelly.activation_based import functional as sjf
+        from spikingjelly.activation_based import surrogate as sjs
+    except Exception as exc:
+        raise RuntimeError(
+            "backend='spikingjelly' needs the optional extra: pip install tenfold-core[spikingjelly]"
+        ) from exc
+    surrogate_fn = getattr(sjs, _SJ_CLASSES[sur.name])(alpha=alpha)
+    vr = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(x_seq[0], vr) if v0 is None else v0.to(x_seq.dtype).expand_as(x_seq[0]).contiguous()
+    if mode == _MODE_IF:
+        spikes, _, v_seq = sjf.if_multi_step(
+            x_seq, v, v_threshold, v_reset, surrogate_fn, detach_reset, return_v
+        )
+    else:
+        spikes, _, v_seq = sjf.lif_multi_step(
+            x_seq, v, tau, mode == _MODE_LIF_DECAY, v_threshold, v_reset, surrogate_fn, detach_reset, return_v
+        )
+    return (spikes, v_seq) if return_v else spikes
 
 
 def _np_dtype(dtype: torch.dtype):
@@ -283,9 +322,11 @@ def neuron_multi_step(
     v_reset = None if v_reset is None else float(v_reset)
     if v0 is not None and v0.shape != x_seq.shape[1:]:
         v0 = v0.expand(x_seq.shape[1:])
-    if backend not in ("auto", "fast", "reference"):
-        raise ValueError(f"backend must be 'auto', 'fast' or 'reference', got {backend!r}")
+    if backend not in ("auto", "fast", "reference", "spikingjelly"):
+        raise ValueError(f"backend must be 'auto', 'fast', 'reference' or 'spikingjelly', got {backend!r}")
     args = (x_seq, mode, tau, v_threshold, v_reset)
+    if backend == "spikingjelly":
+        return _spikingjelly(*args, sur, a, detach_reset, v0, return_v)
     if backend == "fast" and not _fast_supported(x_seq):
         warnings.warn(
             f"no fused kernel for {x_seq.device.type}/{x_seq.dtype}; using the reference", RuntimeWarning, 2
@@ -325,7 +366,7 @@ def lif_multi_step(
         detach_reset: detach the spike in the reset term from the graph (both SpikeBERT and SpikeCLIP use True).
         v0: initial membrane ``[...]`` (broadcast to ``x_seq.shape[1:]``); default ``V_r`` (hard) or 0 (soft).
         return_v: also return the membrane sequence ``V`` (after reset), same shape as ``x_seq``.
-        backend: ``"auto"`` (fused kernel when available), ``"fast"`` or ``"reference"``.
+        backend: ``"auto"`` (fused kernel when available), ``"fast"``, ``"reference"`` or ``"spikingjelly"``.
 
     Returns:
         The spike sequence (0/1, dtype of ``x_seq``), or ``(spikes, v_seq)`` if ``return_v``.

@@ -4,8 +4,8 @@ Two wirings are supported through ``lif_position``:
 
 - ``"post"`` (SpikeBERT): every projection is ``Linear -> Norm -> LIF``; each branch ends in a LIF, so the
   branches output spikes and the residual stream holds integer spike counts.
-- ``"pre"`` (Spikformer / SpikeCLIP vision): each branch starts with a LIF on its (real/integer) input, and its last
-  projection is ``Linear -> Norm`` without a LIF.
+- ``"pre"`` (SpikeCLIP vision, Spikingformer-style): each branch starts with a LIF on its (real/integer) input, and
+  its last projection is ``Linear -> Norm`` without a LIF. (The original Spikformer is ``"post"`` with BatchNorm.)
 
 Attention is softmax-free: ``LIF_{0.5}((Q Kᵀ) V * scale)`` per head, with Q, K, V spike tensors. An optional
 ``key_padding_mask`` ``[B, N]`` (True at padded positions, the ``torch.nn.MultiheadAttention`` convention; pass
@@ -97,15 +97,15 @@ class SpikingSelfAttention(nn.Module):
 
     ``Q, K, V = LIF(Norm(Linear(x)))``; per head ``A = LIF_{attn_v_threshold}((Q Kᵀ) V * qk_scale)``; output
     ``Norm(Linear(A))`` followed by a LIF when ``lif_position="post"``. With ``lif_position="pre"`` a LIF is first
-    applied to the input (Spikformer), and the output has no LIF.
+    applied to the input (SpikeCLIP vision), and the output has no LIF.
 
     Args:
         dim: model width D (must be divisible by ``num_heads``).
         num_heads: attention heads.
-        qk_scale: scale applied to ``(Q Kᵀ) V`` (SpikeBERT and Spikformer use 0.125).
+        qk_scale: scale applied to ``(Q Kᵀ) V`` (SpikeBERT and SpikeCLIP use 0.125).
         norm: ``"layer"`` (text) or ``"batch"`` (vision).
-        attn_v_threshold: threshold of the LIF after the attention product (0.5 in SpikeBERT/Spikformer).
-        lif_position: ``"post"`` (SpikeBERT) or ``"pre"`` (Spikformer/SpikeCLIP vision).
+        attn_v_threshold: threshold of the LIF after the attention product (0.5 in SpikeBERT/SpikeCLIP).
+        lif_position: ``"post"`` (SpikeBERT, Spikformer) or ``"pre"`` (SpikeCLIP vision).
         bias: bias of the linear projections.
         tau, v_threshold, v_reset, surrogate, alpha, detach_reset, backend: neuron settings
             (see :func:`~tenfold_core.spiking.lif_multi_step`); ``v_threshold`` is used by all LIFs except the
@@ -185,7 +185,7 @@ class SpikingSelfAttention(nn.Module):
 class SpikingMLP(nn.Module):
     """Spiking MLP on ``[T, B, N, D]``: ``Linear(D->H) -> Norm -> LIF -> Linear(H->D_out) -> Norm [-> LIF]``.
 
-    With ``lif_position="post"`` (SpikeBERT) the output passes through a LIF; with ``"pre"`` (Spikformer) a LIF is
+    With ``lif_position="post"`` (SpikeBERT) the output passes through a LIF; with ``"pre"`` (SpikeCLIP vision) a LIF is
     applied to the input instead and the output is the last norm.
 
     Args:
@@ -250,7 +250,7 @@ class SpikingTransformerBlock(nn.Module):
         qk_scale, norm, attn_v_threshold, lif_position, bias: see :class:`SpikingSelfAttention`.
         tau, v_threshold, v_reset, surrogate, alpha, detach_reset, backend: neuron settings shared by all LIFs.
 
-    Presets: SpikeBERT = ``norm="layer", lif_position="post", surrogate="atan"``; SpikeCLIP/Spikformer vision =
+    Presets: SpikeBERT = ``norm="layer", lif_position="post", surrogate="atan"``; SpikeCLIP vision =
     ``norm="batch", lif_position="pre", surrogate="sigmoid"``. ``forward(x, key_padding_mask=None)``.
     """
 
