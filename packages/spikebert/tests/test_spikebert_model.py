@@ -151,3 +151,11 @@ def test_minilm_teacher_resolves_offline_when_installed():
     from spikebert.teacher import resolve_teacher_path
 
     assert (Path(resolve_teacher_path("minilm")) / "config.json").is_file()
+    from spikebert.teacher import load_teacher, teacher_forward, teacher_layers
+
+    model, tok = load_teacher("minilm", num_labels=2)  # the real 22.7 M MiniLM, offline, new 2-way head
+    enc = tok(["the movie was not good", "a fine film"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits, hidden = teacher_forward(model.eval(), enc["input_ids"], enc["attention_mask"])
+    assert logits.shape == (2, 2) and teacher_layers(model) == 6 and len(hidden) == 7
+    assert hidden[-1].shape[-1] == 384
