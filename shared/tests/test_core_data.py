@@ -122,3 +122,33 @@ def test_synthetic_sentiment_needs_word_order(tmp_path):
         tmp_path / "s.tsv", label_names=d.label_names, split_fractions=(1.0, 0.0, 0.0)
     )
     assert sorted(again.train.texts) == sorted(d.test.texts)
+
+
+def test_hub_dataset_class_labels_hidden_test_labels(monkeypatch):
+    import datasets
+
+    feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+
+    def split(n, labels):
+        return datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(n)], "label": labels}, features=feats)
+
+    fake = datasets.DatasetDict(
+        {"train": split(40, [i % 2 for i in range(40)]), "validation": split(10, [1] * 10), "test": split(10, [-1] * 10)}
+    )
+    seen = {}
+
+    def load_dataset(name, config=None):
+        seen["args"] = (name, config)
+        return fake
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    d = load_text_classification("org/sst2-like", text_column="sentence", hub_config="default")
+    assert seen["args"] == ("org/sst2-like", "default")
+    assert d.label_names == ["neg", "pos"]
+    # the hub test split hides its labels: the labelled validation split becomes test, dev is carved from train
+    assert d.test.labels == [1] * 10 and len(d.train) + len(d.dev) == 40 and len(d.dev) == 4
+    with pytest.raises(DataError, match="missing column 'text'"):
+        load_text_classification("org/sst2-like")
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.DatasetDict({"validation": split(3, [0, 1, 0])}))
+    with pytest.raises(DataError, match="no train split"):
+        load_text_classification("org/no-train", text_column="sentence")
