@@ -127,13 +127,21 @@ def test_synthetic_sentiment_needs_word_order(tmp_path):
 def test_hub_dataset_class_labels_hidden_test_labels(monkeypatch):
     import datasets
 
-    feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    feats = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
 
     def split(n, labels):
-        return datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(n)], "label": labels}, features=feats)
+        return datasets.Dataset.from_dict(
+            {"sentence": [f"s{i}" for i in range(n)], "label": labels}, features=feats
+        )
 
     fake = datasets.DatasetDict(
-        {"train": split(40, [i % 2 for i in range(40)]), "validation": split(10, [1] * 10), "test": split(10, [-1] * 10)}
+        {
+            "train": split(40, [i % 2 for i in range(40)]),
+            "validation": split(10, [1] * 10),
+            "test": split(10, [-1] * 10),
+        }
     )
     seen = {}
 
@@ -149,6 +157,8 @@ def test_hub_dataset_class_labels_hidden_test_labels(monkeypatch):
     assert d.test.labels == [1] * 10 and len(d.train) + len(d.dev) == 40 and len(d.dev) == 4
     with pytest.raises(DataError, match="missing column 'text'"):
         load_text_classification("org/sst2-like")
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.DatasetDict({"validation": split(3, [0, 1, 0])}))
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *a, **k: datasets.DatasetDict({"validation": split(3, [0, 1, 0])})
+    )
     with pytest.raises(DataError, match="no train split"):
         load_text_classification("org/no-train", text_column="sentence")
