@@ -119,3 +119,140 @@ def test_tenfold_demo_command_runs():
         text=True,
     )
     assert r.returncode == 2 and "no installed package" in r.stderr
+
+
+# ------------------------------------------------------------------ defect 1: nested sections keep their default
+from tenfold_core.config import OptimConfig, TrainConfig  # noqa: E402
+
+
+@dataclass
+class TrainVerb:
+    train: TrainConfig = arg(factory=lambda: TrainConfig(max_epochs=30, monitor="val_acc", mode="max"))
+    optim: OptimConfig = arg(factory=lambda: OptimConfig(lr=0.05, name="sgd"))
+
+
+def test_nested_section_keeps_field_default_instance():
+    cfg = parse_config(TrainVerb, {"train.max_epochs": "5"})
+    assert cfg.train.max_epochs == 5
+    assert cfg.train.monitor == "val_acc" and cfg.train.mode == "max"  # was reset to the class defaults
+    assert cfg.optim == OptimConfig(lr=0.05, name="sgd")
+    cfg = parse_config(TrainVerb, {"optim.lr": "0.1"})
+    assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.1 and cfg.train.max_epochs == 30
+
+
+def test_help_shows_section_default_instance(capsys):
+    app = App("toy")
+    app.command("train", TrainVerb, trains=True)(lambda c: 0)
+    with pytest.raises(SystemExit):
+        app.main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "default: 'val_acc'" in out and "default: 30" in out
+    assert app.training_verbs == ["train"]
+
+
+def test_version_and_top_help(capsys):
+    app = App("toy", "toy tool", version="1.2.3")
+    app.command("train", TrainVerb)(lambda c: 0)
+    with pytest.raises(SystemExit) as e:
+        app.main(["--version"])
+    assert e.value.code == 0 and "toy 1.2.3" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------ presets
+@pytest.fixture
+def toypkg(tmp_path, monkeypatch):
+    """A source-checkout-shaped package: packages/toypkg/src/toypkg + packages/toypkg/configs."""
+    root = tmp_path / "toypkg"
+    src = root / "src" / "toypkg"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text("")
+    (src / "cli.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from tenfold_core.cli import App, arg\n"
+        "from tenfold_core.config import TrainConfig\n"
+        "@dataclass\nclass C:\n    steps: int = arg(10, help='steps')\n    name: str = 'a'\n"
+        "    train: TrainConfig = arg(factory=lambda: TrainConfig(monitor='val_acc', mode='max'))\n"
+        "app = App('toypkg', 'toy', version='0.1', package='toypkg')\n"
+        "RAN = []\n"
+        "@app.command('train', C, help='train it', trains=True)\ndef train(cfg):\n    RAN.append(cfg)\n"
+        "main = app.main\n"
+    )
+    (root / "configs").mkdir()
+    (root / "configs" / "tiny.yaml").write_text(
+        "train:\n  steps: 3\n  name: tiny\n  train:\n    max_epochs: 2\nother: {}\n"
+    )
+    monkeypatch.syspath_prepend(str(root / "src"))
+    for m in [m for m in sys.modules if m.startswith("toypkg")]:
+        monkeypatch.delitem(sys.modules, m)
+    return root
+
+
+def test_preset_precedence_preset_config_flags(toypkg, tmp_path, capsys):
+    import toypkg.cli as tc
+
+    from tenfold_core.cli import load_preset
+
+    c = load_preset("toypkg", "tiny", "train")
+    assert (c.steps, c.name, c.train.max_epochs, c.train.monitor) == (3, "tiny", 2, "val_acc")
+    c = load_preset("toypkg", "tiny", "train", overrides={"steps": 4, "train.out_dir": "x"})
+    assert c.steps == 4 and c.train.out_dir == "x" and c.train.max_epochs == 2
+    f = tmp_path / "over.yaml"
+    f.write_text("name: fromfile\nsteps: 7\n")
+    tc.app.run(["train", "--preset", "tiny", "--config", str(f), "--steps", "9"])
+    c = tc.RAN[-1]
+    assert (c.steps, c.name, c.train.max_epochs) == (9, "fromfile", 2)
+    tc.app.run(["train", "--preset", "tiny", "--print-config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["steps"] == 3 and printed["train"]["monitor"] == "val_acc"
+
+
+def test_preset_errors_are_one_line(toypkg, capsys):
+    import toypkg.cli as tc
+
+    for argv, msg in [
+        (["train", "--preset", "nope"], "known: tiny"),
+        (["train", "--preset", "../x"], "expected a preset name"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            tc.app.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and msg in err and err.count("\n") == 1
+    (toypkg / "configs" / "demo.yaml").write_text("evaluate: {}\n")
+    with pytest.raises(ConfigError, match="no section for verb 'train'"):
+        tc.app.run(["train", "--preset", "demo"])
+    (toypkg / "configs" / "bad.yaml").write_text("train:\n  stepz: 1\n")
+    with pytest.raises(ConfigError, match=r"--preset bad.*unknown key 'stepz'"):
+        tc.app.run(["train", "--preset", "bad"])
+
+
+def test_print_config_round_trips_through_config(toypkg, tmp_path, capsys):
+    import toypkg.cli as tc
+
+    tc.app.run(["train", "--preset", "tiny", "--train.max_epochs", "4", "--print-config"])
+    text = capsys.readouterr().out
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    tc.app.run(["train", "--config", str(f)])
+    assert config_to_dict(tc.RAN[-1]) == yaml.safe_load(text)
+
+
+def test_train_config_validation_refuses_nonsense():
+    for bad in [{"train.max_epochs": "0"}, {"train.precision": "7-bit"}, {"train.devices": "0"},
+                {"train.devices": "two"}, {"optim.lr": "nan"}, {"optim.lr": "inf"}, {"optim.lr": "-1"},
+                {"optim.schedule": "step"}, {"optim.milestones": "5,3", "optim.schedule": "step"}]:  # fmt: skip
+        with pytest.raises(ConfigError):
+            parse_config(TrainVerb, bad)
+    ok = parse_config(
+        TrainVerb, {"optim.schedule": "step", "optim.milestones": "3,5", "optim.interval": "epoch"}
+    )
+    assert ok.optim.milestones == [3, 5] and ok.optim.interval == "epoch"
+
+
+def test_core_light_modules_do_not_import_torch():
+    code = (
+        "import sys, tenfold_core, tenfold_core.cli, tenfold_core.config, tenfold_core.errors\n"
+        "heavy = [m for m in ('torch', 'numpy', 'lightning', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

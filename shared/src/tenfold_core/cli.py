@@ -1,15 +1,17 @@
 """One command-line convention for every Tenfold package.
 
-    X <verb> [POSITIONAL ...] [--config file.yaml] [--key value ...] [--print-config]
+    X <verb> [POSITIONAL ...] [--preset NAME] [--config file.yaml] [--key value ...] [--print-config]
 
 Each verb is a function taking one config dataclass. Its fields become flags (nested dataclasses give dotted flags,
-``--optim.lr 3e-4``); a YAML file given with ``--config`` sets values first and flags override it;
+``--optim.lr 3e-4``); ``--preset NAME`` starts from the verb's section of the package's ``configs/NAME.yaml``, a YAML
+file given with ``--config`` overrides it and flags override both (nested sections keep their field's default
+instance: only the keys given change);
 ``--print-config`` prints the resolved configuration as YAML and exits. User errors (bad path, bad value, malformed
 data: any :class:`~tenfold_core.errors.UserError`) print one line on stderr and exit 2, without a traceback.
 
 Example::
 
-    app = App("funet", "Frame-UNet video segmentation")
+    app = App("funet", "Frame-UNet video segmentation", version="0.1.0", package="funet")
 
     @dataclass
     class DemoConfig:
@@ -25,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import sys
@@ -38,7 +41,16 @@ import yaml
 
 from tenfold_core.errors import ConfigError, UserError
 
-__all__ = ["App", "arg", "parse_config", "config_to_dict", "run_cli"]
+__all__ = [
+    "App",
+    "arg",
+    "parse_config",
+    "config_to_dict",
+    "load_preset",
+    "run_cli",
+    "find_app",
+    "preset_path",
+]
 
 
 def arg(default: Any = dataclasses.MISSING, *, help: str = "", positional: bool = False, factory=None) -> Any:
@@ -150,9 +162,21 @@ def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
+def _field_default(f: dataclasses.Field) -> Any:
+    """The default value of a field (a fresh one from its factory), or MISSING."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str, source: str, base: Any = None) -> Any:
+    """Build ``cls`` from ``values``; fields not given keep ``base``'s value (a section's default instance, so
+    ``train: TrainConfig = arg(factory=lambda: TrainConfig(monitor="val_acc"))`` keeps its monitor when only
+    ``--train.max_epochs`` is given), else the field default."""
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = set(values) - set(fields)
     if unknown:
         key = prefix + sorted(unknown)[0]
@@ -160,23 +184,32 @@ def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
     kwargs = {}
     for name, f in fields.items():
         tp = hints[name]
+        default = getattr(base, name) if base is not None else _field_default(f)
         if name not in values:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            if default is dataclasses.MISSING:
                 if _is_dataclass_type(tp):
                     kwargs[name] = _build(tp, {}, prefix + name + ".", source)
                     continue
                 raise ConfigError(f"{source}: missing required value '{prefix + name}'")
+            if base is not None:
+                kwargs[name] = copy.deepcopy(default)
             continue
         v = values[name]
-        if _is_dataclass_type(tp):
+        if _is_dataclass_type(tp) or dataclasses.is_dataclass(default):
+            if v is None:
+                v = {}
             if not isinstance(v, dict):
                 raise ConfigError(f"{source}: '{prefix + name}' must be a mapping")
-            kwargs[name] = _build(tp, v, prefix + name + ".", source)
+            sub_base = (
+                default if dataclasses.is_dataclass(default) and not isinstance(default, type) else None
+            )
+            sub_cls = type(sub_base) if sub_base is not None else tp
+            kwargs[name] = _build(sub_cls, v, prefix + name + ".", source, sub_base)
         else:
             kwargs[name] = _coerce(v, tp, f"{source}: '{prefix + name}'")
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as e:  # __post_init__ validation
+    except (ValueError, TypeError, OverflowError) as e:  # __post_init__ validation
         raise ConfigError(f"{source}: {e}") from None
 
 
@@ -197,15 +230,20 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return conv(cfg)
 
 
-def _flatten(cls: type, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field]]:
+def _flatten(cls: type, prefix: str = "", base: Any = None) -> list[tuple[str, Any, dataclasses.Field, Any]]:
+    """(dotted key, type, field, default value) of every leaf field; defaults come from section default instances."""
     out = []
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
         tp = hints[f.name]
-        if _is_dataclass_type(tp):
-            out.extend(_flatten(tp, prefix + f.name + "."))
+        default = getattr(base, f.name) if base is not None else _field_default(f)
+        if _is_dataclass_type(tp) or (dataclasses.is_dataclass(default) and not isinstance(default, type)):
+            sub = default if dataclasses.is_dataclass(default) and not isinstance(default, type) else None
+            out.extend(_flatten(type(sub) if sub is not None else tp, prefix + f.name + ".", sub))
         else:
-            out.append((prefix + f.name, tp, f))
+            out.append((prefix + f.name, tp, f, default))
     return out
 
 
@@ -225,34 +263,140 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def load_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
+def load_yaml_config(path: str | os.PathLike, flag: str = "--config") -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {p}: is a folder, expected a YAML file")
     if not p.is_file():
-        raise ConfigError(f"--config {p}: no such file")
+        raise ConfigError(f"{flag} {p}: no such file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"--config {p}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise ConfigError(f"{flag} {p}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"--config {p}: not UTF-8 text") from None
+        raise ConfigError(f"{flag} {p}: not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{flag} {p}: cannot read ({e.strerror})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"--config {p}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise ConfigError(f"{flag} {p}: expected a mapping of keys to values, got {type(data).__name__}")
     return data
 
 
-def parse_config(cls: type, overrides: dict[str, Any] | None = None, config_file: str | None = None) -> Any:
-    """Build a config dataclass from an optional YAML file and dotted-key overrides (as the CLI does)."""
-    values: dict[str, Any] = load_yaml_config(config_file) if config_file else {}
-    source = f"--config {config_file}" if config_file else "config"
+def parse_config(
+    cls: type,
+    overrides: dict[str, Any] | None = None,
+    config_file: str | None = None,
+    preset: dict[str, Any] | None = None,
+    preset_source: str = "preset",
+) -> Any:
+    """Build a config dataclass as the CLI does: ``preset`` values < YAML ``config_file`` < dotted-key ``overrides``."""
+    values: dict[str, Any] = dict(preset or {})
+    source = preset_source if preset else "config"
+    if config_file:
+        values = _merge(values, load_yaml_config(config_file))
+        source = f"--config {config_file}"
     flat: dict[str, Any] = {}
     for k, v in (overrides or {}).items():
         _set_dotted(flat, k, v)
     values = _merge(values, flat)
     return _build(cls, values, "", source)
+
+
+# -------------------------------------------------------------------------------------------------- presets
+def _package_dir(package: str) -> Path | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def preset_dirs(package: str) -> list[Path]:
+    """Where ``package``'s presets live: ``<package>/configs`` (wheels ship them there), then the source checkout's
+    ``packages/X/configs`` next to ``src/``."""
+    pkg = _package_dir(package)
+    if pkg is None:
+        return []
+    out = [pkg / "configs"]
+    if pkg.parent.name == "src":
+        out.append(pkg.parent.parent / "configs")
+    return out
+
+
+def preset_path(package: str, preset: str) -> Path:
+    """The YAML file of a named preset; ConfigError listing the presets that exist when there is none."""
+    if not preset or "/" in preset or "\\" in preset or preset.startswith("."):
+        raise ConfigError(f"--preset {preset!r}: expected a preset name such as demo, paper or tiny")
+    dirs = preset_dirs(package)
+    for d in dirs:
+        f = d / f"{preset}.yaml"
+        if f.is_file():
+            return f
+    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+    raise ConfigError(
+        f"--preset {preset}: {package} has no such preset (known: {', '.join(known) or 'none'})"
+    )
+
+
+def preset_section(package: str, preset: str, verb: str) -> tuple[dict[str, Any], str]:
+    """The mapping for ``verb`` in ``<package>/configs/<preset>.yaml`` and a source label for messages."""
+    path = preset_path(package, preset)
+    data = load_yaml_config(path, flag="--preset")
+    if verb not in data:
+        raise ConfigError(
+            f"--preset {preset} ({path}): no section for verb '{verb}' (has: {', '.join(map(str, data)) or 'none'})"
+        )
+    section = data[verb]
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"--preset {preset} ({path}): section '{verb}' must be a mapping")
+    return section, f"--preset {preset} ({path.name})"
+
+
+def find_app(package: str) -> App:
+    """The :class:`App` of ``package`` (``<package>.cli.app``, or the one App instance in that module)."""
+    import importlib
+
+    mod = importlib.import_module(f"{package}.cli")
+    app = getattr(mod, "app", None)
+    if isinstance(app, App):
+        return app
+    apps = [v for v in vars(mod).values() if isinstance(v, App)]
+    if len(apps) != 1:
+        raise LookupError(f"{package}.cli has no App instance named 'app'")
+    return apps[0]
+
+
+def load_preset(
+    package: str, preset: str, verb: str, overrides: dict[str, Any] | None = None, config: type | None = None
+) -> Any:
+    """The config object of ``package``'s ``verb`` built from ``configs/<preset>.yaml`` and dotted-key (or nested)
+    ``overrides``, exactly as ``X <verb> --preset <preset> --key value`` builds it.
+
+    ``config`` (the verb's config class) defaults to the one registered on ``<package>.cli.app``.
+    """
+    if config is None:
+        app = find_app(package)
+        if verb not in app.commands:
+            raise ConfigError(f"{package}: no verb '{verb}' (verbs: {', '.join(app.commands)})")
+        config = app.commands[verb].config
+    section, source = preset_section(package, preset, verb)
+    flat: dict[str, Any] = {}
+    for k, v in (overrides or {}).items():
+        if isinstance(v, dict) and "." not in k:
+            flat = _merge(flat, {k: v})
+        else:
+            _set_dotted(flat, k, v)
+    return _build(config, _merge(section, flat), "", source)
 
 
 # ---------------------------------------------------------------------------------------------------- the app
@@ -272,75 +416,96 @@ class _Command:
     config: type
     fn: Callable[[Any], Any]
     help: str
+    trains: bool = False
 
 
 class App:
-    """A package's command-line interface: verbs, each with one config dataclass."""
+    """A package's command-line interface: verbs, each with one config dataclass.
 
-    def __init__(self, prog: str, description: str = "", version: str | None = None):
+    ``package`` (the import name) enables ``--preset NAME``: the verb's section of ``<package>/configs/NAME.yaml``.
+    Values resolve as preset < ``--config FILE`` < flags. ``trains=True`` marks the verbs that train (the workspace
+    tests run each of them under DDP from the ``tiny`` preset). Building the App imports nothing heavy.
+    """
+
+    def __init__(
+        self, prog: str, description: str = "", version: str | None = None, package: str | None = None
+    ):
         self.prog = prog
         self.description = description
         self.version = version
+        self.package = package
         self.commands: dict[str, _Command] = {}
 
-    def command(self, name: str, config: type, help: str = "") -> Callable:
+    def command(self, name: str, config: type, help: str = "", trains: bool = False) -> Callable:
         if not _is_dataclass_type(config):
             raise TypeError("config must be a dataclass type")
 
         def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
             self.commands[name] = _Command(
-                name, config, fn, help or (fn.__doc__ or "").strip().split("\n")[0]
+                name, config, fn, help or (fn.__doc__ or "").strip().split("\n")[0], trains
             )
             return fn
 
         return deco
 
-    def _parser(self) -> _Parser:
+    @property
+    def training_verbs(self) -> list[str]:
+        return [n for n, c in self.commands.items() if c.trains]
+
+    def _add_verb(self, sub, cmd: _Command) -> None:
+        h = _esc(cmd.help)
+        sp = sub.add_parser(cmd.name, help=h, description=h, argument_default=argparse.SUPPRESS)
+        if self.package:
+            sp.add_argument(
+                "--preset", metavar="NAME", help=f"start from the '{cmd.name}' section of configs/NAME.yaml"
+            )
+        sp.add_argument("--config", metavar="FILE.yaml", help="YAML file of values (overrides the preset)")
+        sp.add_argument(
+            "--print-config", action="store_true", help="print the resolved config as YAML and exit"
+        )
+        for key, tp, f, default in _flatten(cmd.config):
+            helptext = _esc(f.metadata.get("help", ""))
+            shown = None if default is dataclasses.MISSING else default
+            tail = _esc(f" [{_type_name(tp)}; default: {shown!r}]")
+            if f.metadata.get("positional"):
+                # always optional for argparse: a value may come from --preset/--config; _build names what is missing
+                sp.add_argument(key, nargs="?", help=helptext + tail)
+                continue
+            base, _ = _strip_optional(tp)
+            if base is bool:
+                sp.add_argument(f"--{key}", nargs="?", const="true", metavar="BOOL", help=helptext + tail)
+                if "." not in key:
+                    sp.add_argument(
+                        f"--no-{key}", dest=key, action="store_const", const="false", help=argparse.SUPPRESS
+                    )
+            else:
+                sp.add_argument(f"--{key}", metavar=key.split(".")[-1].upper(), help=helptext + tail)
+
+    def _parser(self, verb: str | None = None) -> _Parser:
         p = _Parser(prog=self.prog, description=_esc(self.description))
         if self.version:
             p.add_argument("--version", action="version", version=f"{self.prog} {self.version}")
         sub = p.add_subparsers(dest="_verb", metavar="<verb>", parser_class=_Parser)
         sub.required = True
         for cmd in self.commands.values():
-            h = _esc(cmd.help)
-            sp = sub.add_parser(cmd.name, help=h, description=h, argument_default=argparse.SUPPRESS)
-            sp.add_argument("--config", metavar="FILE.yaml", help="YAML file of values (flags override it)")
-            sp.add_argument(
-                "--print-config", action="store_true", help="print the resolved config as YAML and exit"
-            )
-            for key, tp, f in _flatten(cmd.config):
-                helptext = _esc(f.metadata.get("help", ""))
-                default = f.default if f.default is not dataclasses.MISSING else None
-                if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                    default = f.default_factory()  # type: ignore[misc]
-                tail = _esc(f" [{_type_name(tp)}; default: {default!r}]")
-                if f.metadata.get("positional"):
-                    required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-                    sp.add_argument(key, nargs=None if required else "?", help=helptext + tail)
-                else:
-                    base, _ = _strip_optional(tp)
-                    if base is bool:
-                        sp.add_argument(
-                            f"--{key}", nargs="?", const="true", metavar="BOOL", help=helptext + tail
-                        )
-                        if "." not in key:
-                            sp.add_argument(
-                                f"--no-{key}",
-                                dest=key,
-                                action="store_const",
-                                const="false",
-                                help=argparse.SUPPRESS,
-                            )
-                    else:
-                        sp.add_argument(f"--{key}", metavar=key.split(".")[-1].upper(), help=helptext + tail)
+            if verb is None or cmd.name == verb:
+                self._add_verb(sub, cmd)
+            else:  # only the chosen verb's flags are built (cheap --help / parse for apps with many verbs)
+                sub.add_parser(cmd.name, help=_esc(cmd.help), add_help=False)
         return p
 
     def parse(self, argv: Sequence[str] | None = None) -> tuple[_Command, Any, bool]:
-        ns = vars(self._parser().parse_args(list(sys.argv[1:] if argv is None else argv)))
+        argv = list(sys.argv[1:] if argv is None else argv)
+        verb = next((a for a in argv if not a.startswith("-")), None)
+        ns = vars(self._parser(verb if verb in self.commands else None).parse_args(argv))
         cmd = self.commands[ns.pop("_verb")]
         config_file = ns.pop("config", None)
+        preset_name = ns.pop("preset", None)
         print_config = bool(ns.pop("print_config", False))
-        cfg = parse_config(cmd.config, ns, config_file)
+        preset, source = None, "preset"
+        if preset_name is not None:
+            preset, source = preset_section(self.package or self.prog, preset_name, cmd.name)
+        cfg = parse_config(cmd.config, ns, config_file, preset=preset, preset_source=source)
         return cmd, cfg, print_config
 
     def run(self, argv: Sequence[str] | None = None) -> Any:

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -34,7 +34,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from tenfold_core.cli import arg, config_to_dict
+from tenfold_core.cli import config_to_dict
+from tenfold_core.config import OptimConfig, TrainConfig
 from tenfold_core.errors import ConfigError, TrainingDiverged
 from tenfold_core.io import atomic_write_bytes, remove_stale_tmp, write_json
 from tenfold_core.models import save_weights
@@ -56,83 +57,6 @@ __all__ = [
     "resolve_precision",
     "seed_everything",
 ]
-
-
-# ---------------------------------------------------------------------------------------------------- configs
-@dataclass
-class OptimConfig:
-    """Optimizer and learning-rate schedule (per optimizer step)."""
-
-    name: Literal["adamw", "adam", "sgd"] = arg("adamw", help="optimizer")
-    lr: float = arg(1e-3, help="peak learning rate")
-    weight_decay: float = arg(
-        0.0, help="decoupled (AdamW) or L2 (Adam/SGD) weight decay; never on biases and norms"
-    )
-    momentum: float = arg(0.9, help="SGD momentum")
-    betas: list[float] = arg([0.9, 0.999], help="Adam(W) betas")
-    schedule: Literal["constant", "cosine", "linear", "inverse_sqrt"] = arg(
-        "constant", help="learning-rate schedule"
-    )
-    warmup_steps: int = arg(0, help="linear warm-up steps (overrides warmup_ratio when > 0)")
-    warmup_ratio: float = arg(0.0, help="warm-up as a fraction of all optimizer steps")
-    min_lr_ratio: float = arg(0.0, help="final lr / peak lr for cosine and linear")
-
-    def __post_init__(self):
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"optim.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-
-
-@dataclass
-class TrainConfig:
-    """Everything :func:`build_trainer` / :func:`fit` take; each field is a CLI flag in every package."""
-
-    out_dir: str = arg("runs/train", help="checkpoints, logs and exported weights go here")
-    max_epochs: int = arg(10, help="epochs (-1: no limit, use max_steps)")
-    max_steps: int = arg(-1, help="optimizer steps (-1: no limit)")
-    seed: int = arg(0, help="seed for python, numpy and torch (and data shuffling)")
-    deterministic: bool = arg(False, help="deterministic algorithms (slower on GPU)")
-    accelerator: str = arg("auto", help="auto, cpu, gpu, cuda, mps, tpu")
-    devices: str = arg("auto", help="auto, a count ('2') or a list ('0,1')")
-    strategy: str = arg("auto", help="auto, ddp, ddp_spawn, fsdp, deepspeed ... (Lightning names)")
-    num_nodes: int = arg(1, help="nodes for multi-node training")
-    precision: str = arg(
-        "auto", help="auto (bf16-mixed on capable GPUs, 32-true on CPU), 32-true, 16-mixed, bf16-mixed"
-    )
-    grad_clip: float | None = arg(None, help="clip gradient norm to this value")
-    accumulate: int = arg(1, help="gradient accumulation steps")
-    monitor: str | None = arg(
-        "val_loss", help="validation metric that selects the best checkpoint (never a test metric)"
-    )
-    mode: Literal["min", "max"] = arg(
-        "min", help="whether the monitored metric should be minimised or maximised"
-    )
-    early_stopping_patience: int | None = arg(
-        None, help="stop after this many validations without improvement"
-    )
-    resume: str = arg(
-        "auto", help="auto (continue from out_dir/checkpoints/last.ckpt if present), never, or a path"
-    )
-    checkpoint_every_n_steps: int | None = arg(
-        None, help="also checkpoint every N optimizer steps (else at validation)"
-    )
-    val_every_n_epochs: int = arg(1, help="validate every N epochs")
-    log_every_n_steps: int = arg(50, help="log training metrics every N steps")
-    progress_bar: bool = arg(True, help="show a progress bar")
-    loggers: list[str] = arg(["csv", "tensorboard"], help="any of csv, tensorboard (empty list: none)")
-    export: bool = arg(True, help="write out_dir/model.safetensors and config.json at the end")
-
-    def __post_init__(self):
-        if self.monitor and self.monitor.lower().startswith("test"):
-            raise ValueError(
-                f"train.monitor '{self.monitor}' is a test metric: select checkpoints on validation data"
-            )
-        if self.accumulate < 1:
-            raise ValueError(f"train.accumulate must be >= 1, got {self.accumulate}")
-        bad = set(self.loggers) - {"csv", "tensorboard"}
-        if bad:
-            raise ValueError(f"train.loggers: unknown logger {sorted(bad)[0]!r} (known: csv, tensorboard)")
 
 
 # ----------------------------------------------------------------------------------------------- optimization
