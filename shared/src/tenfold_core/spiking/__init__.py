@@ -1,43 +1,68 @@
 """Spiking neurons for Tenfold (``tenfold_core.spiking``).
 
+- :mod:`.config`: ``NeuronConfig`` (torch-free): one object carries the neuron settings through every block.
 - :mod:`.surrogate`: ``heaviside`` and the surrogate-gradient registry ``SURROGATES``.
-- :mod:`.functional`: stateless multi-step ``lif_multi_step`` / ``if_multi_step`` (reference + fused kernels).
-- :mod:`.neuron`: ``LIF`` / ``IF`` modules (no state between calls, no-op ``reset()``).
+- :mod:`.functional`: multi-step ``lif_multi_step`` / ``if_multi_step`` (reference + fused kernels) and the
+  single-step ``lif_step`` with explicit state.
+- :mod:`.neuron`: ``LIF`` / ``IF`` / ``PLIF`` modules (``step_mode="m"`` stateless, ``"s"`` stateful), the
+  ``Heaviside`` spike encoder and the ``make_neuron(NeuronConfig)`` factory.
 - :mod:`.layer`: spiking Transformer blocks (``SpikingSelfAttention``, ``SpikingMLP``, ``SpikingTransformerBlock``).
 - :mod:`.energy`: ``FiringRateMonitor``, ``EnergyEstimator`` / ``estimate_energy`` with fp32/fp16/int8 presets.
+
+Importing this package is cheap (no torch, no numba): names load on first use. The fused CPU kernel needs numba
+(``pip install tenfold-core[spiking]``); without it every neuron runs on the reference kernel, after one warning
+naming the extra.
 """
 
-from .energy import (
-    ENERGY_PRESETS,
-    EnergyEstimator,
-    EnergyReport,
-    FiringRateMonitor,
-    LayerEnergy,
-    estimate_energy,
-)
-from .functional import available_backends, if_multi_step, lif_multi_step
-from .layer import SpikeMatMul, SpikingMLP, SpikingSelfAttention, SpikingTransformerBlock, TokenNorm
-from .neuron import IF, LIF
-from .surrogate import SURROGATES, heaviside, surrogate_grad
+from __future__ import annotations
+
+import importlib
+
+from .config import NeuronConfig, beta_to_tau, resolve_neuron_config, tau_to_beta
+
+_LAZY = {
+    "ENERGY_PRESETS": "energy",
+    "EnergyEstimator": "energy",
+    "EnergyReport": "energy",
+    "FiringRateMonitor": "energy",
+    "LayerEnergy": "energy",
+    "estimate_energy": "energy",
+    "available_backends": "functional",
+    "if_multi_step": "functional",
+    "lif_multi_step": "functional",
+    "lif_step": "functional",
+    "SpikeMatMul": "layer",
+    "SpikingMLP": "layer",
+    "SpikingSelfAttention": "layer",
+    "SpikingTransformerBlock": "layer",
+    "TokenNorm": "layer",
+    "IF": "neuron",
+    "LIF": "neuron",
+    "PLIF": "neuron",
+    "Heaviside": "neuron",
+    "make_neuron": "neuron",
+    "SURROGATES": "surrogate",
+    "heaviside": "surrogate",
+    "surrogate_grad": "surrogate",
+}
 
 __all__ = [
-    "ENERGY_PRESETS",
-    "IF",
-    "LIF",
-    "SURROGATES",
-    "EnergyEstimator",
-    "EnergyReport",
-    "FiringRateMonitor",
-    "LayerEnergy",
-    "SpikeMatMul",
-    "SpikingMLP",
-    "SpikingSelfAttention",
-    "SpikingTransformerBlock",
-    "TokenNorm",
-    "available_backends",
-    "estimate_energy",
-    "heaviside",
-    "if_multi_step",
-    "lif_multi_step",
-    "surrogate_grad",
+    "NeuronConfig",
+    "beta_to_tau",
+    "resolve_neuron_config",
+    "tau_to_beta",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'tenfold_core.spiking' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

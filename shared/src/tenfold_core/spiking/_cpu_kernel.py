@@ -19,6 +19,7 @@ same operation order as the reference implementation, so spikes are bit-identica
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -30,9 +31,28 @@ from .surrogate import surrogate_constants  # noqa: F401  (re-exported for funct
 
 # numba's "omp" layer and torch's OpenMP runtime fight over the cores (measured here: every later torch op and
 # kernel call took ~15 ms instead of ~10 us). numba's own "workqueue" layer does not; it is not safe for concurrent
-# calls from several Python threads, so functional.py serialises kernel calls with a lock.
-if "NUMBA_THREADING_LAYER" not in os.environ:
+# calls from several Python threads, so functional.py serialises kernel calls with a lock. numba picks its layer
+# once, at the first parallel launch: the kernels ask for "workqueue" only around their own first launch (unless
+# NUMBA_THREADING_LAYER is set) and put the process-wide setting back, so importing this module changes nothing
+# for other numba code that launches first.
+_layer_chosen = False
+
+
+@contextlib.contextmanager
+def threading_layer():
+    """Select numba's "workqueue" threading layer for the duration of the first kernel launch, then restore."""
+    global _layer_chosen
+    if _layer_chosen or "NUMBA_THREADING_LAYER" in os.environ:
+        yield
+        return
+    before = numba.config.THREADING_LAYER
     numba.config.THREADING_LAYER = "workqueue"
+    try:
+        yield
+    finally:
+        numba.config.THREADING_LAYER = before
+        _layer_chosen = True
+
 
 CHUNK = 2048
 

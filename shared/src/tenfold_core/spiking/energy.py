@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .layer import SpikeMatMul
-from .neuron import IF, LIF
+from .neuron import Heaviside, _MultiStepNeuron
 
 __all__ = [
     "ENERGY_PRESETS",
@@ -57,10 +57,13 @@ class FiringRateMonitor:
 
     Args:
         model: the network.
-        module_types: which modules count as neurons (default :class:`LIF`, :class:`IF`).
+        module_types: which modules count as neurons (default: every neuron module, :class:`LIF`, :class:`IF`,
+            :class:`PLIF`, and the :class:`Heaviside` spike encoder).
     """
 
-    def __init__(self, model: nn.Module, module_types: tuple[type, ...] = (LIF, IF)) -> None:
+    def __init__(
+        self, model: nn.Module, module_types: tuple[type, ...] = (_MultiStepNeuron, Heaviside)
+    ) -> None:
         self.model = model
         self._sum: dict[str, float] = {}
         self._count: dict[str, int] = {}

@@ -16,7 +16,10 @@ Three implementations, selected by ``backend``:
   (the oracle of the tests; any device and dtype).
 - ``"fast"``: a custom ``autograd.Function`` that saves only ``H`` (``[T, N]``) for backward and runs fused
   kernels: numba on CPU (float32/float64), Triton on CUDA (float16/bfloat16/float32). If the kernel cannot be
-  built, it warns once and falls back to the reference.
+  *built* (numba/Triton missing, a compile error), it warns once and falls back to the reference for the rest of
+  the process; an error while it runs (out of memory, a bad input) is re-raised, never hidden by a fallback.
+  Without numba (``pip install tenfold-core[spiking]`` adds it) CPU neurons use the reference kernel, after one
+  warning naming the extra: results are the same, only slower.
 - ``"auto"`` (default): ``"fast"`` when a fused kernel exists for the tensor's device and dtype, else
   ``"reference"``.
 - ``"spikingjelly"``: adapter to spikingjelly's own ``functional.lif_multi_step`` / ``if_multi_step`` (optional
@@ -32,7 +35,7 @@ import torch
 
 from .surrogate import heaviside, resolve_surrogate
 
-__all__ = ["available_backends", "if_multi_step", "lif_multi_step", "neuron_multi_step"]
+__all__ = ["available_backends", "if_multi_step", "lif_multi_step", "lif_step", "neuron_multi_step"]
 
 _MODE_LIF_DECAY, _MODE_LIF_NODECAY, _MODE_IF = 0, 1, 2
 
@@ -47,6 +50,17 @@ def _cpu_kernel():
         return _cpu_state["module"]
     with _cpu_lock:
         if _cpu_state["module"] is None and not _cpu_state["failed"]:
+            try:
+                import numba  # noqa: F401
+            except ImportError:
+                _cpu_state["failed"] = True
+                warnings.warn(
+                    "tenfold_core.spiking: the fused CPU kernel needs numba (pip install 'tenfold-core[spiking]'); "
+                    "using the reference LIF (same results, slower)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return None
             try:
                 from . import _cpu_kernel as mod
 
@@ -158,7 +172,7 @@ class _FusedCPU(torch.autograd.Function):
         v0n = v0.detach().numpy() if has_v0 else v_last.numpy()
         ip = iparams.copy()
         ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
-        with _cpu_lock:
+        with _cpu_lock, mod.threading_layer():
             mod.set_threads(torch.get_num_threads())
             mod.lif_forward(xn, v0n, params, ip, s.numpy(), h.numpy(), v.numpy(), v_last.numpy())
         ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0 = params, ip, return_v, has_v0
@@ -183,10 +197,25 @@ class _FusedCPU(torch.autograd.Function):
             ip[7] = 0
         g_x = torch.empty((T, N), dtype=h.dtype)
         g_v0 = torch.empty((N,), dtype=h.dtype)
-        with _cpu_lock:
+        with _cpu_lock, mod.threading_layer():
             mod.set_threads(torch.get_num_threads())
             mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
         return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None, None
+
+
+def _is_build_failure(exc: BaseException) -> bool:
+    """True for errors of building a kernel (numba typing/lowering, Triton compilation, a missing compiler), False
+    for errors while it runs (out of memory, bad inputs), which must reach the caller."""
+    if isinstance(exc, (ImportError, NotImplementedError)):
+        return True
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError, KeyboardInterrupt)):
+        return False
+    mod = type(exc).__module__ or ""
+    if mod.startswith("numba"):
+        return True
+    if mod.startswith("triton"):
+        return "OutOfMemory" not in type(exc).__name__
+    return False
 
 
 def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, return_v):
@@ -213,12 +242,12 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
         iparams = np.array(
             [mode, int(v_reset is not None), int(detach_reset), sur.sid, 0, 0, 0, 0], dtype=np.int64
         )
+        need_grad = torch.is_grad_enabled() and (x2d.requires_grad or (v0f is not None and v0f.requires_grad))
         try:
-            need_grad = torch.is_grad_enabled() and (
-                x2d.requires_grad or (v0f is not None and v0f.requires_grad)
-            )
             out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v, need_grad)
-        except Exception as exc:  # pragma: no cover - compile failure
+        except Exception as exc:
+            if not _is_build_failure(exc):
+                raise
             _cpu_state["failed"], _cpu_state["module"] = True, None
             warnings.warn(
                 f"tenfold_core.spiking: fused CPU kernel failed to build/run ({exc!r}); using the reference LIF",
@@ -236,6 +265,8 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
                 return_v,
             )  # fmt: skip
         except Exception as exc:  # pragma: no cover - needs a GPU
+            if not _is_build_failure(exc):
+                raise
             _cuda_state["failed"], _cuda_state["module"] = True, None
             warnings.warn(
                 f"tenfold_core.spiking: Triton LIF kernel failed to build/run ({exc!r}); using the reference LIF",
@@ -415,3 +446,29 @@ def if_multi_step(
         return_v=return_v,
         backend=backend,
     )
+
+
+def lif_step(
+    x: torch.Tensor,
+    v: torch.Tensor | None = None,
+    *,
+    tau: float = 2.0,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LIF time step with explicit state (streaming inference): ``(spikes, v_next) = lif_step(x, v)``.
+
+    ``x`` is one step's input ``[B, ...]``; ``v`` the membrane after the previous step (``None`` at the start:
+    ``V_r`` or 0). Running ``lif_step`` T times, feeding ``v_next`` back, gives exactly :func:`lif_multi_step` on
+    the stacked inputs (gradients flow through the state, as in BPTT).
+    """
+    s, vs = neuron_multi_step(
+        x.unsqueeze(0), neuron="lif", tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input,
+        surrogate=surrogate, alpha=alpha, detach_reset=detach_reset, v0=v, return_v=True, backend=backend,
+    )  # fmt: skip
+    return s[0], vs[0]

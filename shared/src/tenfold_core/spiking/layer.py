@@ -19,15 +19,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .neuron import LIF
+from .config import NeuronConfig, resolve_neuron_config
+from .neuron import make_neuron
 
-__all__ = ["SpikeMatMul", "SpikingMLP", "SpikingSelfAttention", "SpikingTransformerBlock", "TokenNorm"]
+__all__ = [
+    "AUTO_QK_REFERENCE",
+    "SpikeMatMul",
+    "SpikingMLP",
+    "SpikingSelfAttention",
+    "SpikingTransformerBlock",
+    "TokenNorm",
+    "auto_qk_scale",
+]
+
+#: ``(scale, head width, keys)`` of the paper's operating point (SpikeBERT/Spikformer: 0.125 at head width 96 and
+#: 128 unmasked keys); ``qk_scale="auto"`` keeps ``scale * head_width * keys`` at this product.
+AUTO_QK_REFERENCE = (0.125, 96, 128)
 
 
-def _neuron(v_threshold: float, neuron_kwargs: dict) -> LIF:
-    kw = dict(neuron_kwargs)
-    kw["v_threshold"] = v_threshold
-    return LIF(**kw)
+def auto_qk_scale(head_dim: int, keys: torch.Tensor | int) -> torch.Tensor | float:
+    """``qk_scale="auto"``: ``0.125 * 96 * 128 / (head_dim * keys)``, per sample when ``keys`` is a tensor.
+
+    ``(Q Kᵀ) V`` sums ``keys * head_dim`` products of spikes, so its mean grows linearly with both; dividing by
+    them keeps the attention LIF's mean input where the paper's fixed 0.125 put it at head width 96 and length 128,
+    whatever the model size or the amount of padding.
+    """
+    s, dh, n = AUTO_QK_REFERENCE
+    if torch.is_tensor(keys):
+        return (s * dh * n) / (head_dim * keys.clamp_min(1).to(torch.float32))
+    return (s * dh * n) / (head_dim * max(int(keys), 1))
+
+
+def _neuron_cfg(neuron, neuron_kwargs) -> NeuronConfig:
+    return resolve_neuron_config(neuron, neuron_kwargs)
 
 
 def _keep(key_padding_mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
@@ -82,7 +106,7 @@ class TokenNorm(nn.Module):
 class _LinearNorm(nn.Module):
     """``Linear -> TokenNorm [-> LIF]`` on ``[T, B, N, D]``."""
 
-    def __init__(self, d_in, d_out, norm, bias, lif: LIF | None) -> None:
+    def __init__(self, d_in, d_out, norm, bias, lif: nn.Module | None) -> None:
         super().__init__()
         self.linear = nn.Linear(d_in, d_out, bias=bias)
         self.norm = TokenNorm(d_out, norm)
@@ -102,14 +126,15 @@ class SpikingSelfAttention(nn.Module):
     Args:
         dim: model width D (must be divisible by ``num_heads``).
         num_heads: attention heads.
-        qk_scale: scale applied to ``(Q Kᵀ) V`` (SpikeBERT and SpikeCLIP use 0.125).
+        qk_scale: scale applied to ``(Q Kᵀ) V``: a number (SpikeBERT and SpikeCLIP use 0.125) or ``"auto"``
+            (:func:`auto_qk_scale`: divided by head width and by each sample's number of real keys).
         norm: ``"layer"`` (text) or ``"batch"`` (vision).
         attn_v_threshold: threshold of the LIF after the attention product (0.5 in SpikeBERT/SpikeCLIP).
         lif_position: ``"post"`` (SpikeBERT, Spikformer) or ``"pre"`` (SpikeCLIP vision).
         bias: bias of the linear projections.
-        tau, v_threshold, v_reset, surrogate, alpha, detach_reset, backend: neuron settings
-            (see :func:`~tenfold_core.spiking.lif_multi_step`); ``v_threshold`` is used by all LIFs except the
-            attention one.
+        neuron: a :class:`~tenfold_core.spiking.NeuronConfig` (or mapping) shared by every neuron;
+            ``v_threshold`` is used by all neurons except the attention one.
+        **neuron_kwargs: single neuron fields (``tau=``, ``v_threshold=``, ``surrogate=`` ...) overriding ``neuron``.
 
     ``forward(x, key_padding_mask=None)``: ``x`` ``[T, B, N, D]``, mask ``[B, N]`` bool, True at padded positions.
     """
@@ -119,47 +144,46 @@ class SpikingSelfAttention(nn.Module):
         dim: int,
         num_heads: int = 8,
         *,
-        qk_scale: float = 0.125,
+        qk_scale: float | str = 0.125,
         norm: str = "layer",
         attn_v_threshold: float = 0.5,
         lif_position: str = "post",
         bias: bool = True,
-        tau: float = 2.0,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
-        surrogate: str = "atan",
-        alpha: float | None = None,
-        detach_reset: bool = True,
-        backend: str = "auto",
+        neuron: NeuronConfig | dict | None = None,
+        **neuron_kwargs,
     ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         if lif_position not in ("post", "pre"):
             raise ValueError(f"lif_position must be 'post' or 'pre', got {lif_position!r}")
-        nk = dict(
-            tau=tau,
-            v_reset=v_reset,
-            surrogate=surrogate,
-            alpha=alpha,
-            detach_reset=detach_reset,
-            backend=backend,
-        )
+        if not (
+            qk_scale == "auto" or (isinstance(qk_scale, (int, float)) and not isinstance(qk_scale, bool))
+        ):
+            raise ValueError(f"qk_scale must be a number or 'auto', got {qk_scale!r}")
+        nc = _neuron_cfg(neuron, neuron_kwargs)
+        self.neuron_config = nc
         self.dim, self.num_heads, self.qk_scale, self.lif_position = dim, num_heads, qk_scale, lif_position
-        self.input_lif = _neuron(v_threshold, nk) if lif_position == "pre" else nn.Identity()
-        self.q = _LinearNorm(dim, dim, norm, bias, _neuron(v_threshold, nk))
-        self.k = _LinearNorm(dim, dim, norm, bias, _neuron(v_threshold, nk))
-        self.v = _LinearNorm(dim, dim, norm, bias, _neuron(v_threshold, nk))
+        self.input_lif = make_neuron(nc) if lif_position == "pre" else nn.Identity()
+        self.q = _LinearNorm(dim, dim, norm, bias, make_neuron(nc))
+        self.k = _LinearNorm(dim, dim, norm, bias, make_neuron(nc))
+        self.v = _LinearNorm(dim, dim, norm, bias, make_neuron(nc))
         self.qk = SpikeMatMul()
         self.av = SpikeMatMul()
-        self.attn_lif = _neuron(attn_v_threshold, nk)
-        self.proj = _LinearNorm(
-            dim, dim, norm, bias, _neuron(v_threshold, nk) if lif_position == "post" else None
-        )
+        self.attn_lif = make_neuron(nc, v_threshold=attn_v_threshold)
+        self.proj = _LinearNorm(dim, dim, norm, bias, make_neuron(nc) if lif_position == "post" else None)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, D = x.shape
         return x.reshape(T, B, N, self.num_heads, D // self.num_heads).transpose(2, 3)  # [T, B, H, N, dh]
+
+    def _scale(self, keep, B: int, N: int, x: torch.Tensor):
+        if self.qk_scale != "auto":
+            return self.qk_scale
+        dh = self.dim // self.num_heads
+        if keep is None:
+            return auto_qk_scale(dh, N)
+        return auto_qk_scale(dh, keep.sum(1)).to(device=x.device, dtype=x.dtype).view(1, B, 1, 1, 1)
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``[T, B, N, D]`` -> ``[T, B, N, D]``; see the class docstring."""
@@ -176,7 +200,7 @@ class SpikingSelfAttention(nn.Module):
             k = k * kv_keep
             v = v * kv_keep
         attn = self.qk(q, k.transpose(-2, -1))  # [T, B, H, N, N], integer counts
-        out = self.av(attn, v) * self.qk_scale  # [T, B, H, N, dh]
+        out = self.av(attn, v) * self._scale(keep, B, N, x)  # [T, B, H, N, dh]
         out = out.transpose(2, 3).reshape(T, B, N, D)
         out = self.attn_lif(out)
         return self.proj(out, key_padding_mask)
@@ -194,7 +218,7 @@ class SpikingMLP(nn.Module):
         out_dim: output width (default ``dim``).
         norm: ``"layer"`` or ``"batch"``.
         lif_position: ``"post"`` or ``"pre"``.
-        bias, tau, v_threshold, v_reset, surrogate, alpha, detach_reset, backend: as in :class:`SpikingSelfAttention`.
+        bias, neuron, **neuron_kwargs: as in :class:`SpikingSelfAttention`.
 
     ``forward(x, key_padding_mask=None)``; the mask only affects BatchNorm statistics (the MLP is per token).
     """
@@ -208,32 +232,21 @@ class SpikingMLP(nn.Module):
         norm: str = "layer",
         lif_position: str = "post",
         bias: bool = True,
-        tau: float = 2.0,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
-        surrogate: str = "atan",
-        alpha: float | None = None,
-        detach_reset: bool = True,
-        backend: str = "auto",
+        neuron: NeuronConfig | dict | None = None,
+        **neuron_kwargs,
     ) -> None:
         super().__init__()
         if lif_position not in ("post", "pre"):
             raise ValueError(f"lif_position must be 'post' or 'pre', got {lif_position!r}")
         hidden_dim = 4 * dim if hidden_dim is None else hidden_dim
         out_dim = dim if out_dim is None else out_dim
-        nk = dict(
-            tau=tau,
-            v_reset=v_reset,
-            surrogate=surrogate,
-            alpha=alpha,
-            detach_reset=detach_reset,
-            backend=backend,
-        )
+        nc = _neuron_cfg(neuron, neuron_kwargs)
+        self.neuron_config = nc
         self.lif_position = lif_position
-        self.input_lif = _neuron(v_threshold, nk) if lif_position == "pre" else nn.Identity()
-        self.fc1 = _LinearNorm(dim, hidden_dim, norm, bias, _neuron(v_threshold, nk))
+        self.input_lif = make_neuron(nc) if lif_position == "pre" else nn.Identity()
+        self.fc1 = _LinearNorm(dim, hidden_dim, norm, bias, make_neuron(nc))
         self.fc2 = _LinearNorm(
-            hidden_dim, out_dim, norm, bias, _neuron(v_threshold, nk) if lif_position == "post" else None
+            hidden_dim, out_dim, norm, bias, make_neuron(nc) if lif_position == "post" else None
         )
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -248,7 +261,7 @@ class SpikingTransformerBlock(nn.Module):
         dim, num_heads: width and heads.
         mlp_ratio: MLP hidden width = ``int(dim * mlp_ratio)``.
         qk_scale, norm, attn_v_threshold, lif_position, bias: see :class:`SpikingSelfAttention`.
-        tau, v_threshold, v_reset, surrogate, alpha, detach_reset, backend: neuron settings shared by all LIFs.
+        neuron, **neuron_kwargs: neuron settings shared by all neurons (see :class:`SpikingSelfAttention`).
 
     Presets: SpikeBERT = ``norm="layer", lif_position="post", surrogate="atan"``; SpikeCLIP vision =
     ``norm="batch", lif_position="pre", surrogate="sigmoid"``. ``forward(x, key_padding_mask=None)``.
@@ -260,32 +273,17 @@ class SpikingTransformerBlock(nn.Module):
         num_heads: int = 8,
         mlp_ratio: float = 4.0,
         *,
-        qk_scale: float = 0.125,
+        qk_scale: float | str = 0.125,
         norm: str = "layer",
         attn_v_threshold: float = 0.5,
         lif_position: str = "post",
         bias: bool = True,
-        tau: float = 2.0,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
-        surrogate: str = "atan",
-        alpha: float | None = None,
-        detach_reset: bool = True,
-        backend: str = "auto",
+        neuron: NeuronConfig | dict | None = None,
+        **neuron_kwargs,
     ) -> None:
         super().__init__()
-        common = dict(
-            norm=norm,
-            lif_position=lif_position,
-            bias=bias,
-            tau=tau,
-            v_threshold=v_threshold,
-            v_reset=v_reset,
-            surrogate=surrogate,
-            alpha=alpha,
-            detach_reset=detach_reset,
-            backend=backend,
-        )
+        nc = _neuron_cfg(neuron, neuron_kwargs)
+        common = dict(norm=norm, lif_position=lif_position, bias=bias, neuron=nc)
         self.attn = SpikingSelfAttention(
             dim, num_heads, qk_scale=qk_scale, attn_v_threshold=attn_v_threshold, **common
         )
