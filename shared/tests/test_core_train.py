@@ -76,8 +76,10 @@ def test_config_validation():
         TrainConfig(accumulate=0)
     with pytest.raises(ValueError, match="lr"):
         OptimConfig(lr=0)
-    with pytest.raises(ConfigError, match="devices"):
-        build_trainer(TrainConfig(devices="two"))
+    with pytest.raises(ValueError, match="devices"):
+        TrainConfig(devices="two")
+    with pytest.raises(ConfigError, match="this machine has"):  # issue 21: used to wait forever for 98 ranks
+        build_trainer(TrainConfig(devices="99", accelerator="cpu"))
     with pytest.raises(ConfigError, match="needs train.monitor"):
         build_trainer(TrainConfig(monitor=None, early_stopping_patience=2))
     assert resolve_precision("auto", "cpu") == "32-true" and resolve_precision("16-mixed") == "16-mixed"
@@ -91,7 +93,9 @@ def test_fit_learns_selects_best_on_validation_and_exports(tmp_path):
     assert res.best_checkpoint.is_file() and res.last_checkpoint.name == "last.ckpt"
     weights = load_weights(tmp_path / "model.safetensors")
     best = torch.load(res.best_checkpoint, weights_only=True)["state_dict"]
-    assert all(torch.equal(weights[k], best[k]) for k in best)
+    # the exported file holds module.model's weights (keys without the LightningModule's "model." prefix)
+    assert set(weights) == {k.removeprefix("model.") for k in best}
+    assert all(torch.equal(weights[k.removeprefix("model.")], best[k]) for k in best)
     import json
 
     conf = json.loads((tmp_path / "config.json").read_text())

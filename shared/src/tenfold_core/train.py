@@ -15,11 +15,15 @@
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import dataclasses
 import io
 import math
 import os
 import random
+import socket
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,17 +35,27 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tenfold_core.cli import config_to_dict
-from tenfold_core.config import OptimConfig, TrainConfig
+from tenfold_core.config import OptimConfig, TrainConfig, parse_devices
 from tenfold_core.errors import ConfigError, TrainingDiverged
 from tenfold_core.io import atomic_write_bytes, remove_stale_tmp, write_json
 from tenfold_core.models import save_weights
 
 __all__ = [
     "OptimConfig",
+    "TrainEvalMode",
+    "TerminateCheckpoint",
+    "RunLock",
+    "check_devices",
+    "class_path",
+    "logits_of",
+    "prepare_out_dir",
+    "set_train_mode",
+    "split_batch",
     "TrainConfig",
     "TenfoldModule",
     "ClassifierModule",
@@ -63,7 +77,10 @@ __all__ = [
 def build_optimizer(
     model: nn.Module, cfg: OptimConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, Any]:
-    """Optimizer (no weight decay on 0/1-d parameters) and a per-step LambdaLR for ``cfg.schedule``."""
+    """Optimizer (no weight decay on 0/1-d parameters) and a LambdaLR for ``cfg.schedule``.
+
+    ``total_steps`` counts the scheduler's intervals (optimizer steps, or epochs with ``cfg.interval == "epoch"``);
+    warm-up and milestones count the same unit."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -75,7 +92,9 @@ def build_optimizer(
     elif cfg.name == "adam":
         opt = torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas))
     else:
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        opt = torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
+        )
     total = max(int(total_steps), 1)
     warm = cfg.warmup_steps if cfg.warmup_steps > 0 else int(cfg.warmup_ratio * total)
 
@@ -84,6 +103,8 @@ def build_optimizer(
             return (step + 1) / warm
         if cfg.schedule == "constant":
             return 1.0
+        if cfg.schedule == "step":
+            return cfg.gamma ** bisect.bisect_right(cfg.milestones, step)
         if cfg.schedule == "inverse_sqrt":
             return 1.0 / math.sqrt(max(step - warm, 0) + 1)
         progress = min(max(step - warm, 0) / max(total - warm, 1), 1.0)
@@ -129,36 +150,71 @@ class TenfoldModule(L.LightningModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def configure_optimizers(self):
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
-        total = int(total) if math.isfinite(total) else 10**9
-        opt, sched = build_optimizer(self, self.optim_config, total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        cfg = self.optim_config
+        if self._trainer is None:
+            total = 1
+        elif cfg.interval == "epoch":
+            epochs = self.trainer.max_epochs
+            total = epochs if epochs and epochs > 0 else 10**9
+        else:
+            total = self.trainer.estimated_stepping_batches
+            total = int(total) if math.isfinite(total) else 10**9
+        opt, sched = build_optimizer(self, cfg, total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": cfg.interval}}
+
+
+def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
+    """``(x, y)`` tuples or dicts with ``labels`` (the rest are the model's keyword inputs) -> (inputs, labels)."""
+    if isinstance(batch, Mapping):
+        if "labels" not in batch:
+            raise KeyError("a dict batch needs a 'labels' entry")
+        return {k: v for k, v in batch.items() if k != "labels"}, batch["labels"]
+    x, y = batch
+    return x, y
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """The logits of a model output: a tensor, a Hugging Face output (``.logits``) or a tuple whose first item."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "logits"):
+        return output.logits
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    raise TypeError(f"cannot find logits in a {type(output).__name__}")
 
 
 class ClassifierModule(TenfoldModule):
-    """Cross-entropy training of any ``nn.Module`` mapping ``x`` to logits; batches are ``(x, y)`` tuples.
+    """Cross-entropy training of any ``nn.Module`` mapping inputs to logits.
 
-    Logs ``train_loss``, ``val_loss`` and ``val_acc``.
+    Batches are ``(x, y)`` tuples (``model(x)``) or dicts with ``labels`` (``model(**inputs)``, e.g. the batches of
+    :func:`tenfold_core.data.make_text_dataloader`); a Hugging Face output's ``.logits`` is used. Logs ``train_loss``
+    and, synced across processes, ``val_loss`` and ``val_acc``. The exported network is ``self.model``.
     """
 
     def __init__(self, model: nn.Module, optim: OptimConfig | Mapping[str, Any] | None = None):
         super().__init__(optim)
         self.model = model
 
-    def forward(self, x):
-        return self.model(x)
+    def forward(self, inputs):
+        out = self.model(**inputs) if isinstance(inputs, Mapping) else self.model(inputs)
+        return logits_of(out)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = nn.functional.cross_entropy(self.model(x), y)
+        x, y = split_batch(batch)
+        loss = nn.functional.cross_entropy(self(x), y)
         self.log_train("train_loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self.model(x)
-        self.log("val_loss", nn.functional.cross_entropy(logits, y), prog_bar=True)
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean(), prog_bar=True)
+        x, y = split_batch(batch)
+        logits = self(x)
+        n = y.shape[0]
+        self.log(
+            "val_loss", nn.functional.cross_entropy(logits, y), prog_bar=True, sync_dist=True, batch_size=n
+        )
+        acc = (logits.argmax(-1) == y).float().mean()
+        self.log("val_acc", acc, prog_bar=True, sync_dist=True, batch_size=n)
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -244,6 +300,59 @@ class EpochReseed(Callback):
             torch.manual_seed(s)
 
 
+def set_train_mode(module: nn.Module) -> nn.Module:
+    """``module.train()``, except sub-networks that have parameters and none of them trainable (a frozen teacher, a
+    frozen encoder): those stay in eval mode, so their dropout and batch-norm statistics stay fixed."""
+
+    def visit(m: nn.Module) -> None:
+        for child in m.children():
+            params = list(child.parameters())
+            if params and not any(p.requires_grad for p in params):
+                child.eval()
+            else:
+                visit(child)
+
+    module.train()
+    visit(module)
+    return module
+
+
+class TrainEvalMode(Callback):
+    """Train mode when training starts and at every training epoch (Lightning >= 2.2 keeps the mode a module arrives
+    in, and ``from_pretrained`` returns eval mode: a fine-tune would run with dropout off); validation runs in eval
+    mode (Lightning switches and restores)."""
+
+    def on_train_start(self, trainer, pl_module):
+        set_train_mode(pl_module)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        set_train_mode(pl_module)
+
+    def on_validation_start(self, trainer, pl_module):
+        pl_module.eval()
+
+
+class TerminateCheckpoint(Callback):
+    """On SIGTERM: stop after the current batch, write ``checkpoints/last.ckpt`` and let :func:`fit` exit with 143.
+
+    (Lightning alone finishes the epoch, then exits 0 with nothing exported.)"""
+
+    def __init__(self, ckpt_dir: Path):
+        self.ckpt_dir = Path(ckpt_dir)
+        self.saved: Path | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.received_sigterm and trainer.world_size == 1:
+            raise SIGTERMException()  # multi-process runs: Lightning broadcasts and raises on every rank
+
+    def on_exception(self, trainer, pl_module, exception):
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit" and trainer.global_step > 0:
+            path = self.ckpt_dir / "last.ckpt"
+            with contextlib.suppress(Exception):
+                trainer.save_checkpoint(str(path))
+                self.saved = path
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints serialized in memory, written to a temporary file, fsynced and renamed: a kill never leaves a
     partial ``.ckpt``. Loading uses ``weights_only=True``."""
@@ -273,16 +382,33 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
 
 
 def _devices(devices: str | int | Sequence[int]) -> Any:
-    if isinstance(devices, (int, list, tuple)):
-        return devices
-    s = str(devices).strip()
-    if s == "auto":
-        return "auto"
-    if "," in s:
-        return [int(x) for x in s.split(",") if x.strip()]
-    if s.lstrip("-").isdigit():
-        return int(s)
-    raise ConfigError(f"train.devices: expected auto, a count or a comma-separated list, got {devices!r}")
+    try:
+        return parse_devices(devices)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def check_devices(cfg: TrainConfig) -> None:
+    """Refuse device requests the machine cannot meet (Lightning would wait forever for the missing ranks)."""
+    devices = _devices(cfg.devices)
+    acc = str(cfg.accelerator).lower()
+    want = len(devices) if isinstance(devices, list) else devices
+    if acc in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.accelerator {cfg.accelerator}: no CUDA GPU is available (use cpu or auto)")
+    on_gpu = acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
+    if acc == "mps" or acc not in ("auto", "cpu", "gpu", "cuda"):
+        return  # let Lightning judge other accelerators
+    if on_gpu:
+        have, what = torch.cuda.device_count(), "CUDA GPU(s)"
+    else:
+        have = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        have, what = max(have, 2), "CPU core(s)"
+    if isinstance(devices, list):
+        bad = [d for d in devices if d >= (have if on_gpu else 10**9)]
+        if bad:
+            raise ConfigError(f"train.devices {cfg.devices}: device {bad[0]} does not exist ({have} {what})")
+    elif isinstance(want, int) and want > have:
+        raise ConfigError(f"train.devices {cfg.devices}: this machine has {have} {what} (use at most {have})")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -296,10 +422,11 @@ def build_trainer(
 ) -> L.Trainer:
     """A Lightning Trainer with Tenfold's defaults (see the module docstring). ``overrides`` go to ``L.Trainer``."""
     cfg = cfg or TrainConfig()
+    check_devices(cfg)
     out = Path(cfg.out_dir)
     ckpt_dir = out / "checkpoints"
     remove_stale_tmp(ckpt_dir)
-    cbs: list[Callback] = [NaNGuard(), EpochReseed(cfg.seed)]
+    cbs: list[Callback] = [NaNGuard(), EpochReseed(cfg.seed), TrainEvalMode()]
     monitor = cfg.monitor or None
     cbs.append(
         ModelCheckpoint(
@@ -352,16 +479,172 @@ class FitResult:
     trainer: Any = field(repr=False, default=None)
 
 
+def _check_checkpoint(p: Path, flag: str) -> None:
+    """A checkpoint that cannot be read safely gives one line naming the file (never torch's advice to unpickle)."""
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:
+            why = (
+                "truncated or corrupt"
+                if isinstance(e, (RuntimeError, EOFError, OSError))
+                else "not safely loadable"
+            )
+            raise ConfigError(
+                f"{flag}: {p}: not a readable checkpoint ({why}); pass --train.resume never to start over"
+            ) from None
+    if not isinstance(obj, dict) or "state_dict" not in obj:
+        raise ConfigError(
+            f"{flag}: {p}: not a Lightning training checkpoint (no state_dict); pass --train.resume never to start over"
+        )
+
+
 def _resume_path(cfg: TrainConfig) -> Path | None:
     if cfg.resume == "never":
         return None
     if cfg.resume == "auto":
         last = Path(cfg.out_dir) / "checkpoints" / "last.ckpt"
-        return last if last.is_file() else None
+        if not last.is_file():
+            return None
+        _check_checkpoint(last, "train.resume auto")
+        return last
     p = Path(cfg.resume)
+    if p.is_dir():
+        raise ConfigError(f"train.resume: {p}: is a folder, expected a .ckpt file (or auto, never)")
     if not p.is_file():
         raise ConfigError(f"train.resume: {p}: no such checkpoint (use auto, never or a .ckpt path)")
+    _check_checkpoint(p, "train.resume")
     return p
+
+
+def _is_launched_child() -> bool:
+    """A DDP worker started by Lightning's launcher (rank > 0), which re-runs the script: it must not lock/export."""
+    return any(os.environ.get(k, "0") not in ("", "0") for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create the run folder, or raise one line when it cannot be (a file in the way, no permission)."""
+    out = Path(out_dir)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"train.out_dir {out}: {parent} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"train.out_dir {out}: cannot create it ({e.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise ConfigError(f"train.out_dir {out}: not writable")
+    return out
+
+
+LOCK_NAME = "train.lock"
+
+
+class RunLock:
+    """``out_dir/train.lock`` held for the length of a training: a second concurrent training into the same folder is
+    refused with one line. A lock left by a killed process (its pid is gone) is taken over."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / LOCK_NAME
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        me = f"{os.getpid()} {socket.gethostname()}\n"
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._stale():
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
+                    continue
+                owner = self.path.read_text(errors="replace").split()[:1] or ["?"]
+                raise ConfigError(
+                    f"train.out_dir {self.path.parent}: another training is running there (pid {owner[0]}, lock "
+                    f"{self.path}); use another --train.out_dir, or delete the lock if that process is gone"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return self
+        raise ConfigError(f"train.out_dir {self.path.parent}: cannot take the lock {self.path}")
+
+    def _stale(self) -> bool:
+        try:
+            parts = self.path.read_text(errors="replace").split()
+            pid, host = int(parts[0]), parts[1]
+        except (OSError, ValueError, IndexError):
+            return True  # unreadable or half-written: left by a crash
+        if host != socket.gethostname():
+            return False
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.held:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self.held = False
+
+
+def class_path(obj: Any) -> str:
+    """``"package.module:Class"`` of an object or a class (what config.json's ``model_class`` holds)."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _export(module: L.LightningModule, cfg: TrainConfig, best: Path | None, score: float | None,
+            run_config: Mapping[str, Any] | None) -> Path:  # fmt: skip
+    out = Path(cfg.out_dir)
+    net = getattr(module, "model", None)
+    net = net if isinstance(net, nn.Module) else None
+    if best is not None and best.is_file():
+        full = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    else:
+        full = module.state_dict()
+    if net is not None:
+        state = {k[len("model.") :]: v for k, v in full.items() if k.startswith("model.")}
+        if not state:  # a state dict saved from the network itself
+            state = dict(full)
+    else:
+        state = dict(full)
+    rc = dict(run_config or {})
+    conf: dict[str, Any] = {"model_class": class_path(net) if net is not None else None}
+    model_cfg = rc.pop("model", None)
+    if model_cfg is None and net is not None and dataclasses.is_dataclass(getattr(net, "config", None)):
+        model_cfg = net.config
+    conf["model"] = _plain(model_cfg) if model_cfg is not None else None
+    hf_config = getattr(net, "config", None)
+    if net is not None and hasattr(hf_config, "to_dict") and not dataclasses.is_dataclass(hf_config):
+        conf["hf_config"] = _plain(
+            hf_config.to_dict()
+        )  # a transformers model: load_run rebuilds it from this
+    for k, v in rc.items():
+        conf[k] = _plain(v)
+    conf["train"] = config_to_dict(cfg)
+    if hasattr(module, "optim_config") and "optim" not in conf:
+        conf["optim"] = _plain(module.optim_config)
+    conf.update(
+        {
+            "hparams": _plain(dict(module.hparams)) if hasattr(module, "hparams") else {},
+            "best_checkpoint": str(best) if best else None,
+            "best_score": score,
+            "monitor": cfg.monitor,
+            "exported": "network" if net is not None else "module",
+        }
+    )
+    weights = save_weights(state, out / "model.safetensors")
+    write_json(out / "config.json", conf)
+    return weights
 
 
 def fit(
@@ -371,38 +654,51 @@ def fit(
     val_dataloaders: Any = None,
     datamodule: Any = None,
     callbacks: Sequence[Callback] = (),
+    run_config: Mapping[str, Any] | None = None,
     export_config: Mapping[str, Any] | None = None,
     **trainer_overrides: Any,
 ) -> FitResult:
-    """Seed, build the trainer, resume if asked, fit, then export the selected weights as safetensors + JSON."""
+    """Seed, build the trainer, resume if asked, fit, then export the selected weights as safetensors + JSON.
+
+    - The module trains in train mode and validates in eval mode, whatever mode it arrives in.
+    - ``run_config`` (``{"model": model_cfg, "data": data_cfg, ...}``, dataclasses or plain data) is written to
+      ``out_dir/config.json`` with ``"model_class"`` (``module.model``'s ``"pkg.mod:Class"``) and ``"train"``, so
+      :func:`tenfold_core.models.load_run` can rebuild the network; ``model.safetensors`` holds ``module.model``'s
+      weights (best on validation when ``cfg.monitor`` is set), or the whole module's when it has no ``.model``.
+    - ``out_dir/train.lock`` refuses a second concurrent training into the same folder; a device count the machine
+      lacks, a bad checkpoint to resume or an out dir that is a file are one-line :class:`ConfigError` s.
+    - SIGTERM: ``checkpoints/last.ckpt`` is written after the current batch, then ``SystemExit(143)``.
+    """
     cfg = cfg or TrainConfig()
-    seed_everything(cfg.seed, cfg.deterministic)
-    trainer = build_trainer(cfg, callbacks, **trainer_overrides)
-    resume = _resume_path(cfg)
-    trainer.fit(
-        module, train_dataloaders, val_dataloaders, datamodule=datamodule, ckpt_path=resume, weights_only=True
-    )
-    ckpt_cb = trainer.checkpoint_callback
-    best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
-    last = Path(ckpt_cb.last_model_path) if ckpt_cb and ckpt_cb.last_model_path else None
-    score = ckpt_cb.best_model_score if ckpt_cb is not None else None
-    score_f = float(score) if score is not None else None
-    weights = None
-    if cfg.export and trainer.is_global_zero:
-        state = module.state_dict()
-        if best is not None and best.is_file():
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        conf = {
-            "hparams": _plain(dict(module.hparams)) if hasattr(module, "hparams") else {},
-            "train": config_to_dict(cfg),
-            "best_checkpoint": str(best) if best else None,
-            "best_score": score_f,
-            "monitor": cfg.monitor,
-            **(dict(export_config) if export_config else {}),
-        }
-        weights = save_weights(state, Path(cfg.out_dir) / "model.safetensors")
-        write_json(Path(cfg.out_dir) / "config.json", conf)
-    return FitResult(Path(cfg.out_dir), best, last, score_f, weights, resume, trainer)
+    child = _is_launched_child()
+    out = prepare_out_dir(cfg.out_dir)
+    if export_config:
+        run_config = {**dict(export_config), **dict(run_config or {})}
+    with contextlib.nullcontext() if child else RunLock(out):
+        resume = _resume_path(cfg)
+        seed_everything(cfg.seed, cfg.deterministic)
+        term = TerminateCheckpoint(out / "checkpoints")
+        trainer = build_trainer(cfg, [*callbacks, term], **trainer_overrides)
+        set_train_mode(module)
+        try:
+            trainer.fit(
+                module, train_dataloaders, val_dataloaders, datamodule=datamodule, ckpt_path=resume,
+                weights_only=True,
+            )  # fmt: skip
+        except SIGTERMException:
+            if trainer.is_global_zero:
+                kept = f"last checkpoint: {term.saved}" if term.saved else "no checkpoint written"
+                sys.stderr.write(f"terminated by SIGTERM ({kept}); rerun the same command to resume\n")
+            raise SystemExit(143) from None
+        ckpt_cb = trainer.checkpoint_callback
+        best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
+        last = Path(ckpt_cb.last_model_path) if ckpt_cb and ckpt_cb.last_model_path else None
+        score = ckpt_cb.best_model_score if ckpt_cb is not None else None
+        score_f = float(score) if score is not None else None
+        weights = None
+        if cfg.export and trainer.is_global_zero:
+            weights = _export(module, cfg, best, score_f, run_config)
+    return FitResult(out, best, last, score_f, weights, resume, trainer)
 
 
 def _plain(obj: Any) -> Any:
