@@ -73,12 +73,16 @@ def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if beta == 0 else 0.0
 
 
-def _s_region(pred: np.ndarray, gt: np.ndarray) -> float:
+def _s_region(pred: np.ndarray, gt: np.ndarray, centroid: str = "matlab") -> float:
     h, w = gt.shape
-    # MATLAB: X = round(mean 1-based column index of the foreground); round half away from zero
+    # MATLAB: X = round(mean 1-based column index of the foreground); round half away from zero.
+    # numpy (the SUN-SEG / PySODMetrics Python toolbox): round(mean 0-based index) half to even, + 1
     if gt.any():
         ys, xs = np.nonzero(gt)
-        cy, cx = int(np.floor(ys.mean() + 1.5)), int(np.floor(xs.mean() + 1.5))
+        if centroid == "numpy":
+            cy, cx = int(np.round(ys.mean())) + 1, int(np.round(xs.mean())) + 1
+        else:
+            cy, cx = int(np.floor(ys.mean() + 1.5)), int(np.floor(xs.mean() + 1.5))
     else:
         cy, cx = int(np.floor(h / 2 + 0.5)), int(np.floor(w / 2 + 0.5))
     g = gt.astype(np.float64)
@@ -92,24 +96,28 @@ def _s_region(pred: np.ndarray, gt: np.ndarray) -> float:
     return score
 
 
-def _s_one(pred: np.ndarray, gt: np.ndarray, alpha: float) -> float:
+def _s_one(pred: np.ndarray, gt: np.ndarray, alpha: float, centroid: str = "matlab") -> float:
     y = gt.mean()
     if y == 0:
         return float(1.0 - pred.mean())
     if y == 1:
         return float(pred.mean())
-    s = alpha * _s_object(pred, gt) + (1 - alpha) * _s_region(pred, gt)
+    s = alpha * _s_object(pred, gt) + (1 - alpha) * _s_region(pred, gt, centroid)
     return float(max(s, 0.0))
 
 
-def s_measure_per_image(pred, gt, alpha: float = 0.5) -> np.ndarray:
+def s_measure_per_image(pred, gt, alpha: float = 0.5, centroid: str = "matlab") -> np.ndarray:
+    if centroid not in ("matlab", "numpy"):
+        raise ValueError(f"centroid must be 'matlab' or 'numpy', got {centroid!r}")
     p, g = _batch(pred, gt)
-    return np.array([_s_one(p[i], g[i], alpha) for i in range(len(p))])
+    return np.array([_s_one(p[i], g[i], alpha, centroid) for i in range(len(p))])
 
 
-def s_measure(pred, gt, alpha: float = 0.5) -> float:
-    """Mean S-measure over images (prediction in [0, 1], ground truth binarised at 0.5)."""
-    return float(s_measure_per_image(pred, gt, alpha).mean())
+def s_measure(pred, gt, alpha: float = 0.5, centroid: str = "matlab") -> float:
+    """Mean S-measure over images (prediction in [0, 1], ground truth binarised at 0.5). ``centroid``: how the
+    region split rounds the ground-truth centroid: "matlab" (half away from zero, the MATLAB reference) or "numpy"
+    (half to even, the SUN-SEG Python toolbox)."""
+    return float(s_measure_per_image(pred, gt, alpha, centroid).mean())
 
 
 # ------------------------------------------------------------------------------------------------ E-measure
