@@ -213,6 +213,12 @@ def _build(cls: type, values: dict[str, Any], prefix: str, source: str, base: An
         raise ConfigError(f"{source}: {e}") from None
 
 
+def build_config(cls: type, values: dict[str, Any], source: str = "config") -> Any:
+    """A config dataclass from nested plain data (e.g. a saved ``config.json`` section), checked and coerced as the
+    CLI does; ConfigError naming ``source`` and the key."""
+    return _build(cls, dict(values), "", source)
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A dataclass config as plain YAML/JSON-friendly data."""
 

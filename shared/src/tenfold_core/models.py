@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tenfold_core.errors import ModelLoadError
+from tenfold_core.errors import ModelLoadError, require
 from tenfold_core.io import atomic_write_bytes, write_json
 
 __all__ = [
@@ -36,6 +37,10 @@ __all__ = [
     "strip_prefixes",
     "count_parameters",
     "minilm_path",
+    "register_model",
+    "registered_models",
+    "load_run",
+    "Run",
 ]
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_forward_module.")
@@ -62,7 +67,7 @@ def load_pretrained(
     Returns the model, or ``(model, tokenizer)`` with ``with_tokenizer=True``. Raises :class:`ModelLoadError` with one
     line when the model cannot be had (offline and not cached: pass a local folder).
     """
-    import transformers
+    transformers = require("transformers", purpose="loading Hugging Face models")
 
     model_class = model_class or transformers.AutoModel
     if isinstance(model_class, str):
@@ -116,7 +121,7 @@ def tiny_bert_config(
     num_labels: int = 2,
     **kw,
 ):
-    from transformers import BertConfig
+    BertConfig = require("transformers").BertConfig
 
     return BertConfig(
         vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
@@ -127,7 +132,7 @@ def tiny_bert_config(
 def tiny_gpt2_config(
     vocab_size: int = 1000, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 128, **kw
 ):
-    from transformers import GPT2Config
+    GPT2Config = require("transformers").GPT2Config
 
     return GPT2Config(
         vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=max_len, **kw
@@ -137,7 +142,7 @@ def tiny_gpt2_config(
 def tiny_llama_config(
     vocab_size: int = 1000, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 128, **kw
 ):
-    from transformers import LlamaConfig
+    LlamaConfig = require("transformers").LlamaConfig
 
     return LlamaConfig(
         vocab_size=vocab_size, hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
@@ -148,7 +153,7 @@ def tiny_llama_config(
 def tiny_bart_config(
     vocab_size: int = 1000, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 128, **kw
 ):
-    from transformers import BartConfig
+    BartConfig = require("transformers").BartConfig
 
     return BartConfig(
         vocab_size=vocab_size, d_model=hidden, encoder_layers=layers, decoder_layers=layers,
@@ -167,7 +172,7 @@ def tiny_clip_config(
     projection_dim: int = 32,
     **kw,
 ):
-    from transformers import CLIPConfig
+    CLIPConfig = require("transformers").CLIPConfig
 
     text = {"vocab_size": vocab_size, "hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
             "num_attention_heads": heads, "max_position_embeddings": 64}  # fmt: skip
@@ -184,8 +189,9 @@ def word_level_tokenizer(
 ):
     """A BERT-style word-level ``PreTrainedTokenizerFast`` ([PAD]=0, [UNK], [CLS], [SEP], [MASK]) built from texts or a
     word list, for tiny models in tests and demos (no download)."""
+    require("tokenizers")
+    PreTrainedTokenizerFast = require("transformers").PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words: list[str] = []
@@ -344,3 +350,105 @@ def read_json_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelLoadError(f"{p}: no such config file") from None
     except json.JSONDecodeError as e:
         raise ModelLoadError(f"{p} line {e.lineno}: invalid JSON ({e.msg})") from None
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+_REGISTRY: dict[str, type] = {}
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: make ``cls`` rebuildable by :func:`load_run`.
+
+    ``cls`` takes one config object (``cls(config)``) and names its config dataclass in ``cls.config_class``.
+    Registered under ``"package.module:Class"`` (what ``fit`` writes as ``model_class``).
+    """
+    cfg_cls = getattr(cls, "config_class", None)
+    if cfg_cls is None or not dataclasses.is_dataclass(cfg_cls):
+        raise TypeError(f"{cls.__name__}: set config_class = <its config dataclass> before @register_model")
+    _REGISTRY[f"{cls.__module__}:{cls.__qualname__}"] = cls
+    return cls
+
+
+def registered_models() -> dict[str, type]:
+    return dict(_REGISTRY)
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained run folder: the rebuilt network (eval mode), its config object, all of config.json, the folder."""
+
+    model: nn.Module
+    model_config: Any
+    config: dict[str, Any]
+    path: Path
+
+
+def _resolve_class(spec: str, where: str) -> type:
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    mod_name, _, qual = spec.partition(":")
+    if not mod_name or not qual:
+        raise ModelLoadError(f"{where}: model_class {spec!r} is not of the form 'package.module:Class'")
+    import importlib
+
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise ModelLoadError(f"{where}: cannot import {mod_name} for model_class {spec!r} ({e})") from None
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    obj: Any = mod
+    for part in qual.split("."):
+        obj = getattr(obj, part, None)
+    if not isinstance(obj, type):
+        raise ModelLoadError(f"{where}: {mod_name} has no class {qual}")
+    return obj
+
+
+def load_run(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Run:
+    """Rebuild the network a :func:`tenfold_core.train.fit` run exported: ``model_class(config_class(**model))`` from
+    ``config.json`` (a registered class, see :func:`register_model`; a ``transformers`` model is rebuilt from its
+    ``hf_config``), then the weights of ``model.safetensors`` loaded strictly. Any problem: one-line ModelLoadError."""
+    from tenfold_core.cli import build_config
+
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise ModelLoadError(f"{run_dir}: no such run folder")
+    conf_path, weights = run_dir / "config.json", run_dir / "model.safetensors"
+    if not conf_path.is_file():
+        raise ModelLoadError(f"{run_dir}: not a run folder (no config.json)")
+    if not weights.is_file():
+        raise ModelLoadError(f"{run_dir}: no model.safetensors (was the run exported? train.export)")
+    config = read_json_config(conf_path)
+    if not isinstance(config, dict) or not config.get("model_class"):
+        raise ModelLoadError(
+            f"{conf_path}: no 'model_class' (not written by tenfold_core.train.fit with .model)"
+        )
+    cls = _resolve_class(str(config["model_class"]), str(conf_path))
+    cfg_cls = getattr(cls, "config_class", None)
+    model_cfg: Any
+    if config.get("hf_config") is not None and hasattr(cfg_cls, "from_dict"):
+        try:
+            model_cfg = cfg_cls.from_dict(config["hf_config"])
+        except Exception as e:
+            raise ModelLoadError(
+                f"{conf_path}: 'hf_config' does not build a {cfg_cls.__name__} ({e})"
+            ) from None
+        model = cls(model_cfg)
+    elif cfg_cls is not None and dataclasses.is_dataclass(cfg_cls):
+        values = config.get("model") or {}
+        if not isinstance(values, dict):
+            raise ModelLoadError(f"{conf_path}: 'model' must be a mapping of {cfg_cls.__name__} fields")
+        try:
+            model_cfg = build_config(cfg_cls, values, source=f"{conf_path} 'model'")
+        except Exception as e:
+            raise ModelLoadError(str(e)) from None
+        model = cls(model_cfg)
+    else:
+        raise ModelLoadError(
+            f"{conf_path}: {config['model_class']} has no config dataclass (config_class); register it with "
+            "@register_model"
+        )
+    load_state_dict_checked(model, weights, strict=True)
+    model.to(map_location).eval()
+    return Run(model, model_cfg, config, run_dir)

@@ -19,6 +19,7 @@ import bisect
 import contextlib
 import dataclasses
 import io
+import json
 import math
 import os
 import random
@@ -619,15 +620,18 @@ def _export(module: L.LightningModule, cfg: TrainConfig, best: Path | None, scor
         state = dict(full)
     rc = dict(run_config or {})
     conf: dict[str, Any] = {"model_class": class_path(net) if net is not None else None}
+    net_cfg = getattr(net, "config", None)
+    is_hf = (
+        net_cfg is not None
+        and type(net_cfg).__module__.startswith("transformers.")
+        and hasattr(net_cfg, "to_dict")
+    )
     model_cfg = rc.pop("model", None)
-    if model_cfg is None and net is not None and dataclasses.is_dataclass(getattr(net, "config", None)):
-        model_cfg = net.config
+    if model_cfg is None and not is_hf and dataclasses.is_dataclass(net_cfg):
+        model_cfg = net_cfg
     conf["model"] = _plain(model_cfg) if model_cfg is not None else None
-    hf_config = getattr(net, "config", None)
-    if net is not None and hasattr(hf_config, "to_dict") and not dataclasses.is_dataclass(hf_config):
-        conf["hf_config"] = _plain(
-            hf_config.to_dict()
-        )  # a transformers model: load_run rebuilds it from this
+    if is_hf:  # a transformers model: load_run rebuilds it from this
+        conf["hf_config"] = json.loads(net_cfg.to_json_string(use_diff=False))
     for k, v in rc.items():
         conf[k] = _plain(v)
     conf["train"] = config_to_dict(cfg)

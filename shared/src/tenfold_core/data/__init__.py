@@ -1,4 +1,7 @@
-"""Data loading (hub ids and local files) and tiny synthetic generators for tests and demos."""
+"""Data loading (hub ids and local files), text batches for classifiers, tiny synthetic generators.
+
+``make_text_dataloader`` (and the rest of :mod:`tenfold_core.data.loader`) imports torch, so it is loaded lazily.
+"""
 
 from tenfold_core.data.synthetic import (
     make_sentiment_data,
@@ -18,6 +21,9 @@ from tenfold_core.data.text import (
 )
 
 __all__ = [
+    "make_text_dataloader",
+    "LengthBucketSampler",
+    "check_labels",
     "TextClassificationData",
     "TextSplit",
     "build_label_names",
@@ -31,3 +37,14 @@ __all__ = [
     "split_indices",
     "write_tsv",
 ]
+
+_LAZY = {"make_text_dataloader", "LengthBucketSampler", "check_labels", "TokenizedTextDataset", "pad_collate",
+         "padding_fraction"}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from tenfold_core.data import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module 'tenfold_core.data' has no attribute {name!r}")
