@@ -99,3 +99,42 @@ def test_demo_all_summary_table_with_a_fake_package(tmp_path, monkeypatch, capsy
     assert D.main(["--only", "fakepkg", "--out", str(tmp_path / "runs2")]) == 0
     monkeypatch.setattr(D, "discover_packages", lambda: [])
     assert D.main(["--out", str(tmp_path / "r3")]) == 0 and "nothing to demo" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- defect 3: modes follow the umask; defect 4: NaN
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_respect_the_umask(tmp_path, umask, mode):
+    import os
+
+    from tenfold_core.models import save_weights
+
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        atomic_write_text(tmp_path / "b.md", "hi")
+        save_weights({"w": torch.zeros(2)}, tmp_path / "w.safetensors")
+        write_demo_outputs(tmp_path / "demo", {"acc": 0.5}, "# r\n")
+        files = ["a.json", "b.md", "w.safetensors", "demo/metrics.json", "demo/report.md"]
+        for name in files:
+            assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+    finally:
+        os.umask(old)
+
+
+def test_non_finite_numbers_are_null_and_the_report_says_so(tmp_path):
+    write_json(
+        tmp_path / "n.json",
+        {"a": float("nan"), "b": [np.float32("inf"), 1.0], "c": torch.tensor(float("-inf"))},
+    )
+    text = (tmp_path / "n.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [None, 1.0], "c": None}
+    write_demo_outputs(
+        tmp_path / "d", {"loss": float("nan"), "acc": 0.75, "gap": np.float64("inf")}, "# Demo\n"
+    )
+    m = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert m == {"loss": None, "acc": 0.75, "gap": None}
+    report = (tmp_path / "d" / "report.md").read_text()
+    assert "written as null" in report and "loss" in report and "gap" in report
+    write_demo_outputs(tmp_path / "e", {"acc": 0.75}, "# Demo\n")
+    assert "null" not in (tmp_path / "e" / "report.md").read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryIO]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
     try:
+        os.fchmod(
+            fd, 0o666 & ~current_umask()
+        )  # mkstemp creates 0600; outputs respect the umask like open() does
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
@@ -42,6 +46,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryIO]
         raise
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask would briefly set it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
@@ -52,8 +70,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
-    """Write ``obj`` as JSON atomically (numpy / torch scalars become Python numbers)."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as JSON atomically (numpy / torch scalars become Python numbers; NaN and infinities, which JSON
+    does not have, become ``null``)."""
+    text = json.dumps(json_safe(obj), indent=indent, sort_keys=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def json_safe(o: Any) -> Any:
+    """``o`` as plain JSON data: non-finite floats -> None, numpy/torch values -> Python numbers and lists."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, (str, int, bool)) or o is None:
+        return o
+    if isinstance(o, dict):
+        return {
+            str(k) if not isinstance(k, (str, int, float, bool)) else k: json_safe(v) for k, v in o.items()
+        }
+    if isinstance(o, (list, tuple)):
+        return [json_safe(v) for v in o]
+    return json_safe(_json_default(o))
 
 
 def _json_default(o: Any) -> Any:

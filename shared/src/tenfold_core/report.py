@@ -79,6 +79,13 @@ def write_demo_outputs(
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in (figures or {}).items():
         save_figure(fig, out / (name if name.endswith(".png") else name + ".png"))
-    write_metrics(out / "metrics.json", metrics)
+    flat = write_metrics(out / "metrics.json", metrics)
+    nulled = [k for k, v in flat.items() if v is None and metrics.get(k) is not None]
+    if nulled:  # JSON has no NaN/inf: say which numbers were not finite
+        report_md = report_md.rstrip("\n") + (
+            "\n\n_Not finite (NaN or infinite), written as null in metrics.json: "
+            + ", ".join(nulled)
+            + "._\n"
+        )
     atomic_write_text(out / "report.md", report_md)
     return out
