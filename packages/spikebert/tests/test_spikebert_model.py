@@ -153,9 +153,87 @@ def test_minilm_teacher_resolves_offline_when_installed():
     assert (Path(resolve_teacher_path("minilm")) / "config.json").is_file()
     from spikebert.teacher import load_teacher, teacher_forward, teacher_layers
 
-    model, tok = load_teacher("minilm", num_labels=2)  # the real 22.7 M MiniLM, offline, new 2-way head
+    # MiniLM has no fine-tuned head: as a stage-2 teacher it is refused (it would distil towards a random head)
+    with pytest.raises(ModelLoadError, match="classification head"):
+        load_teacher("minilm", num_labels=2)
+    model, tok = load_teacher("minilm", classification=False)  # the real 22.7 M encoder, offline (stage 1)
     enc = tok(["the movie was not good", "a fine film"], padding=True, return_tensors="pt")
     with torch.no_grad():
         logits, hidden = teacher_forward(model.eval(), enc["input_ids"], enc["attention_mask"])
-    assert logits.shape == (2, 2) and teacher_layers(model) == 6 and len(hidden) == 7
+    assert logits is None and teacher_layers(model) == 6 and len(hidden) == 7
     assert hidden[-1].shape[-1] == 384
+
+
+def test_mask_is_built_from_pad_token_id_without_attention_mask():
+    m = tiny(pad_token_id=0).eval()
+    ids, mask = batch()
+    with torch.no_grad():
+        a = m(ids, mask).logits
+        b = m(ids).logits  # no attention_mask: padding (id 0) must still be masked
+        u = m(ids, torch.ones_like(mask)).logits  # explicitly unmasked differs
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, u, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(dim=33, num_heads=2),
+        dict(dim=-8),
+        dict(time_steps=0),
+        dict(depth=0),
+        dict(qk_scale="fast"),
+        dict(qk_scale="-1"),
+        dict(vocab_size=-1),
+        dict(dim=1_000_000_000, vocab_size=30000),
+    ],
+)
+def test_config_validates_sizes(bad):
+    with pytest.raises(ValueError, match="model"):
+        SpikeBertConfig(**{"num_heads": 1, **bad})
+
+
+def test_every_parameter_gets_a_gradient_in_each_stage():
+    """DDP refuses parameters unused in the loss: each stage builds only what it uses."""
+    ids, mask = batch()
+    stage1 = tiny(num_labels=0, teacher_dim=48, embedding_projection=False)
+    out = stage1(ids, mask)
+    sum(r.sum() for r in out.representations).backward()
+    direct = tiny(distill_heads=False, embedding_projection=False)
+    direct(ids, mask).logits.sum().backward()
+    stage2 = tiny(teacher_dim=48)
+    o = stage2(ids, mask)
+    (o.logits.sum() + sum(r.sum() for r in o.representations) + stage2.embedding_matrix().sum()).backward()
+    for name, m in (("stage1", stage1), ("direct", direct), ("stage2", stage2)):
+        unused = [n for n, p in m.named_parameters() if p.grad is None]
+        assert not unused, (name, unused)
+    assert stage1.classifier is None and stage1.final_norm is None and stage1.embedding_projection is None
+    assert direct.distill_heads is None
+
+
+def test_auto_scale_makes_attention_fire_at_small_width_and_ignores_padding():
+    from tenfold_core.spiking import FiringRateMonitor
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(5, 50, (16, 12), generator=g)
+    mask = torch.ones_like(ids)
+    mask[:, 8:] = 0
+    ids[mask == 0] = 0
+    rates = {}
+    for scale in ("paper", "auto"):
+        m = tiny(dim=64, num_heads=4, qk_scale=scale).eval()
+        with FiringRateMonitor(m) as mon, torch.no_grad():
+            m(ids, mask)
+        rates[scale] = mon.rates()
+    for blk in ("blocks.0", "blocks.1"):
+        assert rates["paper"][f"{blk}.attn.attn_lif"] < 0.01  # the paper's fixed scale is silent at width 64
+        assert rates["auto"][f"{blk}.attn.attn_lif"] > 0.02
+    assert rates["auto"]["blocks.0.attn.proj.lif"] > 0.01  # the attention branch's output fires too
+    assert "input_spikes_encoder" in rates["auto"]  # embedding spikes are monitored
+    # with auto, extra padding changes nothing (the scale counts real keys only)
+    m = tiny(dim=64, num_heads=4, qk_scale="auto").eval()
+    ids2 = torch.cat([ids, torch.zeros(16, 20, dtype=torch.long)], 1)
+    mask2 = torch.cat([mask, torch.zeros(16, 20, dtype=torch.long)], 1)
+    with torch.no_grad():
+        assert torch.allclose(m(ids, mask).logits, m(ids2, mask2).logits, atol=1e-5)

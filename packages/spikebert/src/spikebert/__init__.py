@@ -2,42 +2,61 @@
 
 Public API::
 
-    from spikebert import SpikeBERT, SpikeBertConfig, stride_layer_map, load_student
+    from spikebert import SpikeBERT, SpikeBertConfig
     model = SpikeBERT(SpikeBertConfig(vocab_size=28996, dim=768, depth=12, time_steps=4))
     out = model(input_ids, attention_mask)        # out.logits [B, C] = mean over T of out.step_logits [B, T, C]
+
+``import spikebert`` is cheap: names that need torch load on first use.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from spikebert.losses import StageWeights, embedding_mse, hidden_mse, logit_kl, rep_loss, task_distill_loss
-from spikebert.model import (
-    SpikeBERT,
-    SpikeBertConfig,
-    SpikeBertOutput,
-    average_over_time,
-    load_stage1_weights,
-    load_student,
-    stride_layer_map,
-)
-from spikebert.train import PretrainDistillModule, TaskDistillModule, TeacherModule, quick_fit
+import importlib
 
-__all__ = [
-    "PretrainDistillModule",
-    "SpikeBERT",
-    "SpikeBertConfig",
-    "SpikeBertOutput",
-    "StageWeights",
-    "TaskDistillModule",
-    "TeacherModule",
-    "__version__",
-    "average_over_time",
-    "embedding_mse",
-    "hidden_mse",
-    "load_stage1_weights",
-    "load_student",
-    "logit_kl",
-    "quick_fit",
-    "rep_loss",
-    "stride_layer_map",
-    "task_distill_loss",
-]
+__version__ = "0.2.0"
+
+_LAZY = {
+    "SpikeBertConfig": "config",
+    "NeuronConfig": "config",
+    "TeacherConfig": "config",
+    "DataConfig": "config",
+    "CorpusConfig": "config",
+    "TaskLossConfig": "config",
+    "PretrainLossConfig": "config",
+    "RateRegConfig": "config",
+    "SpikeBERT": "model",
+    "SpikeBertOutput": "model",
+    "average_over_time": "model",
+    "load_stage1_weights": "model",
+    "load_student": "model",
+    "stride_layer_map": "model",
+    "padding_mask": "model",
+    "StageWeights": "losses",
+    "embedding_mse": "losses",
+    "hidden_mse": "losses",
+    "logit_kl": "losses",
+    "rep_loss": "losses",
+    "rate_penalty": "losses",
+    "task_distill_loss": "losses",
+    "PretrainDistillModule": "train",
+    "TaskDistillModule": "train",
+    "TeacherModule": "train",
+    "MLMModule": "train",
+    "FiringRateLogger": "train",
+    "energy_comparison": "evaluate",
+    "same_size_ann": "evaluate",
+    "scores_from_confusion": "evaluate",
+    "load_official_checkpoint": "official",
+    "official_key_map": "official",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'spikebert' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"spikebert.{mod}"), name)
+    globals()[name] = value
+    return value

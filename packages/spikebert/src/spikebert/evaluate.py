@@ -1,68 +1,82 @@
-"""Evaluation: accuracy (MCC for CoLA-style tasks), firing rates, and the energy estimate of the student against
-its teacher's ANN energy, with :mod:`tenfold_core.spiking`'s firing-rate monitor and MAC/AC energy estimator.
+"""Evaluation: accuracy (MCC for CoLA-style tasks), firing rates, and the energy estimate of the student against an
+ANN of the same depth and width (the headline) and against its teacher, with :mod:`tenfold_core.spiking`'s
+firing-rate monitor and MAC/AC energy estimator.
 
-Energy accounting (per sample, both models on the same batches, padding included for both):
+Accuracy and MCC come from one confusion matrix (summed over batches, and over ranks in training); MCC is the
+multi-class (Gorodkin) formula, as torchmetrics' ``MatthewsCorrCoef`` the official code uses.
+
+Energy accounting (per sample, every model on the same batches, padding included):
 
 - student: ``E_MAC * MACs + E_AC * ACs``; layers fed with binary spikes (the first block's Q/K/V, the attention
-  products on spikes, the MLP's second linear, ...) count accumulates, layers fed with real or integer values (the
-  residual stream holds integer spike counts; the classifier sees LayerNorm outputs) count MACs, unless
-  ``integer_as_ac`` (then ``|value|`` accumulates). The embedding lookup and the distillation heads (training only)
-  cost nothing at inference.
-- teacher: every ``nn.Linear`` as MACs, plus the attention products ``2 * L^2 * D`` MACs per layer, added
-  analytically because Hugging Face computes them with a functional call rather than a module.
+  products on spikes, the MLP's second linear, ...) count accumulates. Layers fed with the integer residual
+  stream (spike counts) are counted two ways, side by side: as dense MACs (``integer_as_mac``, conservative) and as
+  ``|value|`` accumulates (``integer_as_ac``, the paper's assumption). The classifier sees LayerNorm outputs (MACs).
+  The embedding lookup and the distillation heads (training only) cost nothing at inference.
+- ANN (the same-size BERT built from the student's depth/width/heads/MLP ratio, and the teacher): every
+  ``nn.Linear`` as MACs, plus the attention products ``2 * L^2 * D`` MACs per layer, added analytically because
+  Hugging Face computes them with a functional call rather than a module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from spikebert.data import DataArgs, load_task_data
+from spikebert.config import EvaluateConfig
 from spikebert.model import SpikeBERT, load_student
-from spikebert.teacher import load_teacher
-from tenfold_core.cli import arg
+from tenfold_core.errors import DataError
 from tenfold_core.io import write_json
 from tenfold_core.spiking import EnergyEstimator, EnergyReport, FiringRateMonitor, LayerEnergy
 
-__all__ = ["EvaluateConfig", "evaluate_student", "energy_comparison", "run_evaluate"]
+__all__ = [
+    "EvaluateConfig",
+    "confusion_matrix",
+    "scores_from_confusion",
+    "predict_scores",
+    "energy_comparison",
+    "same_size_ann",
+    "ann_energy",
+    "run_evaluate",
+]
 
 
-@dataclass
-class EvaluateConfig:
-    checkpoint: str = arg("", help="student run folder (distill-task / train-direct output)", positional=True)
-    data: DataArgs = arg(factory=DataArgs)
-    split: str = arg("test", help="dev or test")
-    teacher: str | None = arg(
-        None, help="fine-tuned teacher (run folder, model folder): its score and ANN energy"
+def confusion_matrix(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``[C, C]`` counts (rows: true label, columns: prediction) of ``argmax(logits)``."""
+    pred = logits.argmax(-1).reshape(-1).to(torch.long).cpu()
+    y = labels.reshape(-1).to(torch.long).cpu()
+    return (
+        torch.bincount(y * num_classes + pred, minlength=num_classes * num_classes)
+        .reshape(num_classes, num_classes)
+        .to(torch.float64)
     )
-    precision: str = arg("fp32", help="energy preset: fp32, fp16 or int8")
-    integer_as_ac: bool = arg(False, help="count integer-valued (residual) inputs as accumulates, not MACs")
-    energy_batches: int = arg(8, help="batches used for firing rates and energy (0: all)")
-    time_steps: int | None = arg(None, help="evaluate with another number of time steps")
-    out: str | None = arg(None, help="write the results as JSON here")
 
-    def __post_init__(self):
-        if self.split not in ("dev", "test"):
-            raise ValueError(f"split must be dev or test, got {self.split!r}")
-        if self.precision not in ("fp32", "fp16", "int8"):
-            raise ValueError(f"precision must be fp32, fp16 or int8, got {self.precision!r}")
+
+def scores_from_confusion(cm: torch.Tensor) -> dict[str, float]:
+    """Accuracy and the multi-class Matthews correlation (Gorodkin 2004) of a confusion matrix (0 when undefined)."""
+    cm = cm.to(torch.float64)
+    s = cm.sum()
+    c = torch.trace(cm)
+    t, p = cm.sum(1), cm.sum(0)
+    num = c * s - (t * p).sum()
+    den = torch.sqrt((s * s - (p * p).sum()) * (s * s - (t * t).sum()))
+    acc = float(c / s) if s > 0 else 0.0
+    mcc = float(num / den) if den > 0 else 0.0
+    return {"accuracy": acc, "mcc": mcc}
 
 
 @torch.no_grad()
-def evaluate_student(student: SpikeBERT, loader, metric: str = "accuracy") -> dict[str, float]:
-    from spikebert.train import score
-
-    student.eval()
-    logits, labels = [], []
+def predict_scores(logits_fn, model: nn.Module, loader, num_classes: int) -> dict[str, float]:
+    """Accuracy and MCC of ``logits_fn(batch)`` over a loader (``model`` in eval mode meanwhile)."""
+    was = model.training
+    model.eval()
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     for b in loader:
-        logits.append(student(b["input_ids"], b["attention_mask"], return_representations=False).logits)
-        labels.append(b["labels"])
-    lg, lb = torch.cat(logits), torch.cat(labels)
-    return {"accuracy": score(lg, lb, "accuracy"), "mcc": score(lg, lb, "mcc"), metric: score(lg, lb, metric)}
+        cm += confusion_matrix(logits_fn(b).float(), b["labels"], num_classes)
+    model.train(was)
+    return scores_from_confusion(cm)
 
 
 def _attention_products(teacher: nn.Module, mask: torch.Tensor, e_mac: float) -> LayerEnergy:
@@ -76,20 +90,57 @@ def _attention_products(teacher: nn.Module, mask: torch.Tensor, e_mac: float) ->
     )  # fmt: skip
 
 
+def same_size_ann(config, num_labels: int | None = None) -> nn.Module:
+    """A BERT classifier with the student's depth, width, heads, MLP width and vocabulary (random weights: only its
+    operation count matters), the ANN the student's energy is headlined against."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    c = BertConfig(
+        vocab_size=config.vocab_size, hidden_size=config.dim, num_hidden_layers=config.depth,
+        num_attention_heads=config.num_heads, intermediate_size=int(config.dim * config.mlp_ratio),
+        max_position_embeddings=512, num_labels=num_labels or max(config.num_labels, 2),
+    )  # fmt: skip
+    return BertForSequenceClassification(c).eval()
+
+
+@torch.no_grad()
+def ann_energy(
+    model: nn.Module, loader, precision: str = "fp32", max_batches: int | None = 8
+) -> EnergyReport:
+    """Per-sample energy of an ANN (Hugging Face BERT-family) on ``loader``'s batches: linears + attention products."""
+    model.eval()
+    layers: list[LayerEnergy] = []
+    n = 0
+    with EnergyEstimator(model, precision, ann=True) as est:
+        for i, b in enumerate(loader):
+            if max_batches and i >= max_batches:
+                break
+            model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+            layers.append(_attention_products(model, b["attention_mask"], est.e_mac))
+            n += b["input_ids"].shape[0]
+        rep = est.report()
+    attn = layers[0]
+    for extra in layers[1:]:
+        attn.dense_macs += extra.dense_macs
+        attn.macs += extra.macs
+    return EnergyReport([*rep.layers, attn], rep.precision, ann=True).per_sample(max(n, 1))
+
+
 @torch.no_grad()
 def energy_comparison(
     student: SpikeBERT,
     loader,
     teacher: nn.Module | None = None,
     precision: str = "fp32",
-    integer_as_ac: bool = False,
     max_batches: int | None = 8,
 ) -> dict[str, Any]:
-    """Firing rates and per-sample energy of the student (and of the teacher as an ANN) on ``loader``'s batches."""
+    """Firing rates and per-sample energy of the student in both accountings, against the same-size ANN (headline)
+    and, when given, the teacher."""
     student.eval()
     n = 0
     with (
-        EnergyEstimator(student, precision, integer_as_ac=integer_as_ac) as est,
+        EnergyEstimator(student, precision, integer_as_ac=False) as est_mac,
+        EnergyEstimator(student, precision, integer_as_ac=True) as est_ac,
         FiringRateMonitor(student) as mon,
     ):
         for i, b in enumerate(loader):
@@ -97,77 +148,95 @@ def energy_comparison(
                 break
             student(b["input_ids"], b["attention_mask"], return_representations=False)
             n += b["input_ids"].shape[0]
-        snn = est.report().per_sample(max(n, 1))
+        snn = est_mac.report().per_sample(max(n, 1))
+        snn_ac = est_ac.report().per_sample(max(n, 1))
         rates = mon.rates()
         mean_rate = mon.mean_rate()
+    ann = ann_energy(same_size_ann(student.config), loader, precision, max_batches)
     out: dict[str, Any] = {
         "firing_rate": mean_rate,
         "firing_rates": rates,
         "student_energy_mj": snn.energy_mj,
+        "student_energy_integer_as_ac_mj": snn_ac.energy_mj,
         "student_macs": snn.macs,
         "student_acs": snn.acs,
+        "same_size_ann_energy_mj": ann.energy_mj,
+        "energy_ratio_vs_same_size_ann": snn.ratio_to(ann),
+        "energy_ratio_vs_same_size_ann_integer_as_ac": snn_ac.ratio_to(ann),
         "student_report": snn,
+        "student_report_integer_as_ac": snn_ac,
+        "same_size_ann_report": ann,
         "samples": n,
     }
     if teacher is not None:
-        teacher.eval()
-        layers: list[LayerEnergy] = []
-        with EnergyEstimator(teacher, precision, ann=True) as est_t:
-            for i, b in enumerate(loader):
-                if max_batches and i >= max_batches:
-                    break
-                teacher(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
-                layers.append(_attention_products(teacher, b["attention_mask"], est_t.e_mac))
-            rep = est_t.report()
-        attn = layers[0]
-        for extra in layers[1:]:
-            attn.dense_macs += extra.dense_macs
-            attn.macs += extra.macs
-        ann = EnergyReport([*rep.layers, attn], rep.precision, ann=True).per_sample(max(n, 1))
+        t = ann_energy(teacher, loader, precision, max_batches)
         out.update(
-            teacher_energy_mj=ann.energy_mj,
-            teacher_macs=ann.macs,
-            teacher_report=ann,
-            energy_ratio_vs_teacher=snn.ratio_to(ann),
-        )
+            teacher_energy_mj=t.energy_mj, teacher_macs=t.macs, teacher_report=t,
+            energy_ratio_vs_teacher=snn.ratio_to(t), energy_ratio_vs_teacher_integer_as_ac=snn_ac.ratio_to(t),
+        )  # fmt: skip
     return out
 
 
 def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
-    """The ``evaluate`` verb: score, firing rates and energy of a trained student on the dev or test split."""
-    from spikebert.stages import _loader, load_tokenizer
-    from spikebert.train import TeacherModule, predict_logits, score
+    """The ``evaluate`` verb: score, firing rates and energy of a trained student on the dev or test split (JSON
+    results; the per-layer energy tables are printed)."""
+    res = evaluate_run(cfg)
+    return {k: v for k, v in res.items() if not isinstance(v, EnergyReport)}
 
+
+def evaluate_run(cfg: EvaluateConfig) -> dict[str, Any]:
+    """:func:`run_evaluate` with the :class:`EnergyReport` objects kept (``*_report`` keys). The tokenizer and sizes
+    come from the run folder; a data set whose label count differs is an error."""
+    from spikebert.data import load_task_data, text_loader
+    from spikebert.teacher import load_teacher, load_tokenizer
+
+    if not cfg.checkpoint:
+        raise DataError(
+            "evaluate: the student run folder is required (spikebert evaluate RUN --data.data ...)"
+        )
     overrides = {"time_steps": cfg.time_steps} if cfg.time_steps else {}
     student, conf = load_student(cfg.checkpoint, **overrides)
     tok = load_tokenizer(cfg.checkpoint)
     data = load_task_data(cfg.data)
     if data.num_labels != student.config.num_labels:
-        from tenfold_core.errors import DataError
-
         raise DataError(
             f"{cfg.data.data}: {data.num_labels} labels, the student was trained on {student.config.num_labels}"
         )
+    trained = conf.get("data") or {}
+    for k in ("max_length", "padding", "tokenizer"):
+        if (
+            k in trained
+            and trained[k] != getattr(cfg.data, k)
+            and getattr(cfg.data, k) == getattr(type(cfg.data)(), k)
+        ):
+            setattr(cfg.data, k, trained[k])  # not set by the user: use the training value
+        elif k in trained and trained[k] != getattr(cfg.data, k):
+            raise DataError(
+                f"data.{k}: the student was trained with {trained[k]!r}, not {getattr(cfg.data, k)!r}"
+            )
     split = data.dev if cfg.split == "dev" else data.test
     if not len(split):
-        from tenfold_core.errors import DataError
-
         raise DataError(f"{cfg.data.data}: the {cfg.split} split is empty")
-    dl = _loader(tok, split, cfg.data.max_length, cfg.data.batch_size, False, 0)
-    res: dict[str, Any] = {"split": cfg.split, **evaluate_student(student, dl, cfg.data.metric)}
+    dl = text_loader(
+        split.texts, split.labels, tok, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
+        shuffle=False, padding=cfg.data.padding,
+    )  # fmt: skip
+    logits_fn = lambda b: student(b["input_ids"], b["attention_mask"], return_representations=False).logits  # noqa: E731
+    res: dict[str, Any] = {"split": cfg.split, **predict_scores(logits_fn, student, dl, data.num_labels)}
     teacher = None
     if cfg.teacher:
         teacher, _ = load_teacher(cfg.teacher, num_labels=data.num_labels)
-        logits, labels = predict_logits(TeacherModule(teacher), dl)
-        res["teacher_accuracy"] = score(logits, labels, "accuracy")
-        res[f"teacher_{cfg.data.metric}"] = score(logits, labels, cfg.data.metric)
-    e = energy_comparison(student, dl, teacher, cfg.precision, cfg.integer_as_ac, cfg.energy_batches or None)
+        t_fn = lambda b: teacher(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits  # noqa: E731
+        for k, v in predict_scores(t_fn, teacher, dl, data.num_labels).items():
+            res[f"teacher_{k}"] = v
+    e = energy_comparison(student, dl, teacher, cfg.precision, cfg.energy_batches or None)
     print(e["student_report"].table())
+    print(e["same_size_ann_report"].table())
     if teacher is not None:
         print(e["teacher_report"].table())
-    res.update({k: v for k, v in e.items() if not k.endswith("_report")})
+    res.update({k: v for k, v in e.items() if not k.endswith(("_report", "_report_integer_as_ac"))})
     summary = {k: v for k, v in res.items() if not isinstance(v, dict)}
     print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     if cfg.out:
-        write_json(Path(cfg.out), res)
+        write_json(Path(cfg.out), {k: v for k, v in res.items() if not isinstance(v, EnergyReport)})
     return res

@@ -12,28 +12,35 @@ Stage 2 (task distillation from a fine-tuned teacher)::
 ``E_s``/``E_t`` are the whole word-embedding matrices (student and teacher share the tokenizer); ``P`` is a learned
 projection when the student is narrower than the teacher (identity otherwise). With a padding mask the hidden-state
 MSE averages over real tokens only.
+
+Optional spike-rate regulariser (any stage, off by default): ``w * mean_l (r_l - target)^2`` over every LIF's
+firing rate ``r_l`` in the batch (differentiable through the surrogate gradients).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
-__all__ = ["StageWeights", "hidden_mse", "rep_loss", "logit_kl", "embedding_mse", "task_distill_loss"]
+from spikebert.config import PretrainLossConfig, TaskLossConfig
+
+__all__ = [
+    "PretrainLossConfig",
+    "StageWeights",
+    "TaskLossConfig",
+    "embedding_mse",
+    "hidden_mse",
+    "logit_kl",
+    "rate_penalty",
+    "rep_loss",
+    "task_distill_loss",
+]
 
 
-@dataclass
-class StageWeights:
-    """Loss weights of stage 2 (the official script's defaults) and the representation-loss convention."""
-
-    ce: float = 0.1
-    logit: float = 1.0
-    emb: float = 0.1
-    rep: float = 0.1
-    rep_batch_div: bool = True
+#: the stage-2 weights (kept under its old name); defaults are the official script's
+StageWeights = TaskLossConfig
 
 
 def hidden_mse(
@@ -113,3 +120,11 @@ def task_distill_loss(
         parts["rep"] = rep_loss(reps, teacher_hidden, layer_map, mask, weights.rep_batch_div)
         total = total + weights.rep * parts["rep"]
     return total, parts
+
+
+def rate_penalty(rates: Sequence[torch.Tensor], target: float) -> torch.Tensor:
+    """``mean_l (r_l - target)^2`` over per-layer firing rates (0-dim tensors carrying gradients)."""
+    if not rates:
+        raise ValueError("rate_penalty: no firing rates were recorded")
+    r = torch.stack([x.float() for x in rates])
+    return ((r - target) ** 2).mean()

@@ -5,19 +5,20 @@
     ids [B, L] -> Embedding (+ optional learned positions) -> Heaviside with ATan surrogate (spikes = emb >= 0)
        -> repeated over T -> [T, B, L, D]
        -> depth x SpikingTransformerBlock (x = x + SSA(x); x = x + MLP(x); Linear -> LayerNorm -> LIF everywhere,
-          LIF tau 2, V_th 1, attention V_th 0.5, softmax-free (Q Kᵀ) V * 0.125)
+          LIF tau 2, V_th 1, attention V_th 0.5, softmax-free (Q Kᵀ) V * qk_scale: 0.125 "paper", or "auto")
           each block i also gives a distillation representation rep_i = LN(Linear(mean_T x_i)) [B, L, teacher_dim]
        -> LayerNorm -> mean over tokens -> Linear per time step -> logits [B, T, C], averaged over T
 
-Neurons and blocks come from :mod:`tenfold_core.spiking`. Padding is masked in attention, pooling and the
-representation losses by default (``mask_padding=True``, a fix); ``mask_padding=False`` reproduces the official
-code, where padding tokens take part in attention and in the mean pooling.
+Neurons and blocks come from :mod:`tenfold_core.spiking` (one ``NeuronConfig`` for every LIF). Padding is masked in
+attention, pooling and the representation losses by default (``mask_padding=True``, a fix; without an
+``attention_mask`` the mask is built from ``pad_token_id``); ``mask_padding=False`` with max-length padding
+reproduces the official code, where padding tokens take part in attention and in the mean pooling. Modules a stage
+does not use are not built (``num_labels=0``: no classifier; ``distill_heads=False``; no embedding projection unless
+the embedding loss needs one), so DDP never sees unused parameters.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,11 +28,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from spikebert.config import NeuronConfig, SpikeBertConfig
 from tenfold_core.errors import ConfigError, ModelLoadError
 from tenfold_core.models import load_state_dict_checked, load_weights, strip_prefixes
-from tenfold_core.spiking import SpikingTransformerBlock, heaviside
+from tenfold_core.spiking import Heaviside, SpikingTransformerBlock
+
+try:
+    from tenfold_core.models import register_model
+except ImportError:  # pragma: no cover - older core: no registry yet
+
+    def register_model(cls):
+        return cls
+
 
 __all__ = [
+    "NeuronConfig",
     "SpikeBertConfig",
     "SpikeBERT",
     "SpikeBertOutput",
@@ -39,64 +50,8 @@ __all__ = [
     "stride_layer_map",
     "load_student",
     "load_stage1_weights",
+    "padding_mask",
 ]
-
-
-@dataclass
-class SpikeBertConfig:
-    """Architecture and neuron settings of the student (defaults: the paper's stage-2 setting on BERT-base).
-
-    ``vocab_size`` must be the teacher tokenizer's; ``teacher_dim`` (default ``dim``) is the width of the
-    distillation representations, so the student may be narrower than the teacher.
-    """
-
-    vocab_size: int = 28996
-    dim: int = 768
-    depth: int = 12
-    num_heads: int = 8
-    mlp_ratio: float = 4.0
-    num_labels: int = 2
-    time_steps: int = 4
-    tau: float = 2.0
-    v_threshold: float = 1.0
-    attn_v_threshold: float = 0.5
-    qk_scale: float = 0.125
-    surrogate: str = "atan"
-    alpha: float | None = None
-    detach_reset: bool = True
-    teacher_dim: int | None = None
-    mask_padding: bool = True
-    max_position_embeddings: int = 0
-    pad_token_id: int = 0
-    backend: str = "auto"
-
-    def __post_init__(self):
-        for name in ("vocab_size", "dim", "depth", "num_heads", "time_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.dim % self.num_heads:
-            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
-        if self.num_labels < 0:
-            raise ValueError(f"num_labels must be >= 0 (0: no classifier), got {self.num_labels}")
-        if not self.tau > 1.0:
-            raise ValueError(f"tau must be > 1, got {self.tau}")
-        if self.max_position_embeddings < 0:
-            raise ValueError("max_position_embeddings must be >= 0 (0: no position embeddings, as the paper)")
-
-    @property
-    def rep_dim(self) -> int:
-        return self.teacher_dim or self.dim
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SpikeBertConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ModelLoadError(f"student config: unknown key '{sorted(unknown)[0]}'")
-        return cls(**d)
 
 
 @dataclass
@@ -150,45 +105,61 @@ class DistillHead(nn.Module):
         return self.ln(self.fc(x))
 
 
-class SpikeBERT(nn.Module):
-    """Spiking Transformer text classifier (SpikeBERT). ``SpikeBERT(SpikeBertConfig(...))`` or
-    ``SpikeBERT(vocab_size=..., dim=..., depth=...)``; ``forward(input_ids, attention_mask=None)`` ->
-    :class:`SpikeBertOutput`."""
+def padding_mask(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, pad_token_id: int
+) -> torch.Tensor:
+    """``[B, L]`` bool, True at real tokens: ``attention_mask`` when given, else ``input_ids != pad_token_id``."""
+    if attention_mask is not None:
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}"
+            )
+        return attention_mask.to(torch.bool)
+    return input_ids != pad_token_id
 
-    def __init__(self, config: SpikeBertConfig | None = None, **kwargs: Any):
+
+@register_model
+class SpikeBERT(nn.Module):
+    """Spiking Transformer text classifier (SpikeBERT). ``SpikeBERT(SpikeBertConfig(...))``;
+    ``forward(input_ids, attention_mask=None)`` -> :class:`SpikeBertOutput`."""
+
+    config_class = SpikeBertConfig
+
+    def __init__(self, config: SpikeBertConfig):
         super().__init__()
-        if config is None:
-            config = SpikeBertConfig(**kwargs)
-        elif kwargs:
-            config = dataclasses.replace(config, **kwargs)
+        if isinstance(config, Mapping):
+            config = SpikeBertConfig(**dict(config))
+        if config.vocab_size < 1:
+            raise ConfigError(
+                "model.vocab_size is 0: set it, or let a training verb take it from the tokenizer"
+            )
         self.config = c = config
         self.embedding = nn.Embedding(c.vocab_size, c.dim)
         self.position_embedding = (
             nn.Embedding(c.max_position_embeddings, c.dim) if c.max_position_embeddings > 0 else None
         )
+        self.input_spikes_encoder = Heaviside(c.neuron.surrogate, c.neuron.alpha)
         self.blocks = nn.ModuleList(
             SpikingTransformerBlock(
                 c.dim,
                 c.num_heads,
                 c.mlp_ratio,
-                qk_scale=c.qk_scale,
+                qk_scale=c.scale_value(),
                 norm="layer",
                 attn_v_threshold=c.attn_v_threshold,
                 lif_position="post",
-                tau=c.tau,
-                v_threshold=c.v_threshold,
-                v_reset=0.0,
-                surrogate=c.surrogate,
-                alpha=c.alpha,
-                detach_reset=c.detach_reset,
-                backend=c.backend,
+                neuron=c.neuron,
             )  # fmt: skip
             for _ in range(c.depth)
         )
-        self.distill_heads = nn.ModuleList(DistillHead(c.dim, c.rep_dim) for _ in range(c.depth))
+        self.distill_heads = (
+            nn.ModuleList(DistillHead(c.dim, c.rep_dim) for _ in range(c.depth)) if c.distill_heads else None
+        )
         # a narrower student matches the teacher's word embeddings through a learned projection
-        self.embedding_projection = nn.Linear(c.dim, c.rep_dim, bias=False) if c.rep_dim != c.dim else None
-        self.final_norm = nn.LayerNorm(c.dim)
+        self.embedding_projection = (
+            nn.Linear(c.dim, c.rep_dim, bias=False) if c.rep_dim != c.dim and c.embedding_projection else None
+        )
+        self.final_norm = nn.LayerNorm(c.dim) if c.num_labels > 0 else None
         self.classifier = nn.Linear(c.dim, c.num_labels) if c.num_labels > 0 else None
         self.apply(self._init_weights)
 
@@ -206,7 +177,11 @@ class SpikeBERT(nn.Module):
     def embedding_matrix(self) -> torch.Tensor:
         """The word-embedding matrix in the teacher's width ``[V, teacher_dim]`` (for the embedding loss)."""
         w = self.embedding.weight
-        return self.embedding_projection(w) if self.embedding_projection is not None else w
+        if self.embedding_projection is not None:
+            return self.embedding_projection(w)
+        if self.config.rep_dim != self.config.dim:
+            raise ConfigError("the embedding loss needs model.embedding_projection when dim != teacher_dim")
+        return w
 
     def input_spikes(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Embeddings -> spikes ``[B, L, D]`` (Heaviside forward, surrogate backward), identical at every step."""
@@ -218,7 +193,7 @@ class SpikeBERT(nn.Module):
                     f"sequence length {L} exceeds max_position_embeddings {self.config.max_position_embeddings}"
                 )
             x = x + self.position_embedding(torch.arange(L, device=input_ids.device))
-        return heaviside(x, self.config.surrogate, self.config.alpha)
+        return self.input_spikes_encoder(x)
 
     def forward(
         self,
@@ -226,22 +201,22 @@ class SpikeBERT(nn.Module):
         attention_mask: torch.Tensor | None = None,
         *,
         return_representations: bool = True,
+        labels: torch.Tensor | None = None,  # accepted (and ignored) so dict batches can be splatted
     ) -> SpikeBertOutput:
         c = self.config
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [B, L], got {tuple(input_ids.shape)}")
-        if attention_mask is None or not c.mask_padding:
-            mask = torch.ones_like(input_ids, dtype=torch.bool)
-        else:
-            mask = attention_mask.to(torch.bool)
-        pad_mask = None if not c.mask_padding else ~mask  # [B, L], True = padding
+        real = padding_mask(input_ids, attention_mask, c.pad_token_id)
+        mask = real if c.mask_padding else torch.ones_like(real)
+        pad_mask = ~mask if c.mask_padding else None  # [B, L], True = padding
         s = self.input_spikes(input_ids)
         x = s.unsqueeze(0).expand(c.time_steps, *s.shape)  # [T, B, L, D]
         reps = []
-        for blk, head in zip(self.blocks, self.distill_heads):
+        want_reps = return_representations and self.distill_heads is not None
+        for i, blk in enumerate(self.blocks):
             x = blk(x, pad_mask)
-            if return_representations:
-                reps.append(head(x.mean(0)))
+            if want_reps:
+                reps.append(self.distill_heads[i](x.mean(0)))
         step_logits = logits = None
         if self.classifier is not None:
             h = self.final_norm(x)  # [T, B, L, D]
@@ -253,49 +228,59 @@ class SpikeBERT(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ loading
-CONFIG_KEY = "spikebert_student"
-
-
-def _read_run_config(folder: Path) -> dict[str, Any]:
-    p = folder / "config.json"
-    if not p.is_file():
-        raise ModelLoadError(f"{folder}: no config.json (expected a folder written by a spikebert stage)")
-    try:
-        conf = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{p} line {e.lineno}: invalid JSON ({e.msg})") from None
-    if CONFIG_KEY not in conf:
-        raise ModelLoadError(f"{p}: no '{CONFIG_KEY}' entry (not a spikebert student run)")
-    return conf
+#: parts of a student that a later stage may add or drop: the classifier (stage 2 adds it), the embedding
+#: projection (only with the embedding loss) and the distillation heads (only with a hidden-state loss)
+OPTIONAL_PREFIXES = ("classifier.", "final_norm.", "embedding_projection.", "distill_heads.")
 
 
 def _strip_student(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # Lightning modules keep the student as ``student.``; plain saves have no prefix
+    # Lightning modules keep the student as ``model.`` (older runs: ``student.``); plain saves have no prefix
     state = strip_prefixes(state)
-    if any(k.startswith("student.") for k in state):
-        state = {k[len("student.") :]: v for k, v in state.items() if k.startswith("student.")}
+    for prefix in ("model.", "student."):
+        if state and all(k.startswith(prefix) for k in state):
+            return {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
-def _student_state(path: Path) -> dict[str, torch.Tensor]:
-    return _strip_student(load_weights(path))
-
-
 def load_student(path: str | os.PathLike, **overrides: Any) -> tuple[SpikeBERT, dict[str, Any]]:
-    """Load a student written by a spikebert stage (a run folder with ``config.json`` + ``model.safetensors``).
+    """Load a student run folder (``config.json`` + ``model.safetensors``) through
+    :func:`tenfold_core.models.load_run`. ``overrides`` change parameter-free settings (``time_steps``,
+    ``mask_padding``...). Returns the model (eval mode) and the run's config.json as a dict."""
+    import dataclasses
 
-    ``overrides`` change parameter-free settings (``time_steps``, ``tau``, ``mask_padding``...). Returns the model
-    (eval mode) and the run's config.json.
-    """
     folder = Path(path)
     if folder.is_file():
         folder = folder.parent
-    conf = _read_run_config(folder)
-    cfg = SpikeBertConfig.from_dict(conf[CONFIG_KEY])
+    try:
+        from tenfold_core.models import load_run
+    except ImportError:  # pragma: no cover - older core without run folders
+        load_run = None
+    if load_run is not None:
+        run = load_run(folder)
+        if not isinstance(run.model, SpikeBERT):
+            raise ModelLoadError(f"{folder}: not a SpikeBERT student run ({type(run.model).__name__})")
+        model, conf, cfg = run.model, dict(run.config), run.model_config
+    else:  # pragma: no cover
+        from tenfold_core.models import read_json_config
+
+        p = folder / "config.json"
+        if not p.is_file():
+            raise ModelLoadError(f"{folder}: no config.json (expected a folder written by a spikebert stage)")
+        conf = read_json_config(p)
+        if not isinstance(conf.get("model"), dict) or "spikebert" not in str(conf.get("model_class", "")):
+            raise ModelLoadError(f"{p}: not a spikebert student run (no SpikeBERT 'model' entry)")
+        try:
+            cfg = SpikeBertConfig(**conf["model"])
+        except (TypeError, ValueError) as e:
+            raise ModelLoadError(f"{p}: bad 'model' entry ({e})") from None
+        model = SpikeBERT(cfg)
+        load_state_dict_checked(
+            model, _strip_student(load_weights(folder / "model.safetensors")), strict=True
+        )
     if overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    model = SpikeBERT(cfg)
-    load_state_dict_checked(model, _student_state(folder / "model.safetensors"), strict=True)
+        state = model.state_dict()
+        model = SpikeBERT(dataclasses.replace(cfg, **overrides))
+        model.load_state_dict(state)
     return model.eval(), conf
 
 
@@ -304,9 +289,10 @@ def load_stage1_weights(
 ) -> dict[str, list[str]]:
     """Load pre-distilled (stage-1) weights into a stage-2 student, strictly.
 
-    Wrapper prefixes (``module.`` from DataParallel/DDP, ``_orig_mod.``) are stripped; every tensor of the student
-    except the (new) classifier must be present with the same shape, and the checkpoint may hold nothing else. A
-    depth or width mismatch fails loudly instead of loading a subset (the official ``strict=False`` load of a
+    Wrapper prefixes (``module.`` from DataParallel/DDP, ``_orig_mod.``, ``model.``) are stripped; every tensor of the
+    student except its optional parts (classifier, embedding projection) must be present with the same shape, and
+    the checkpoint may hold nothing else except distillation heads the stage-2 student does not build. A depth or
+    width mismatch fails loudly instead of loading a subset (the official ``strict=False`` load of a
     ``module.``-prefixed checkpoint silently loaded nothing).
     """
     if isinstance(path, Mapping):
@@ -314,10 +300,12 @@ def load_stage1_weights(
     else:
         p = Path(path)
         weights = p / "model.safetensors" if p.is_dir() else p
-        state = _student_state(weights)
+        state = _strip_student(load_weights(weights))
+    if model.distill_heads is None:
+        state = {k: v for k, v in state.items() if not k.startswith("distill_heads.")}
     report = load_state_dict_checked(model, state, strict=False)
-    missing = [k for k in report["missing"] if not k.startswith("classifier.")]
-    unexpected = [k for k in report["unexpected"] if not k.startswith("classifier.")]
+    missing = [k for k in report["missing"] if not k.startswith(OPTIONAL_PREFIXES)]
+    unexpected = list(report["unexpected"])
     if missing or unexpected:
         what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise ModelLoadError(

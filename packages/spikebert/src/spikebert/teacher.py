@@ -3,23 +3,24 @@ or a tiny BERT built from a config with a word-level tokenizer (tests and the de
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
+import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from tenfold_core.errors import ModelLoadError
-from tenfold_core.models import load_pretrained, minilm_path, tiny_bert_config, word_level_tokenizer
+from tenfold_core.models import load_pretrained, minilm_path, tiny_bert_config
 
 __all__ = [
     "resolve_teacher_path",
     "load_teacher",
     "tiny_teacher",
-    "mlm_pretrain",
+    "mask_tokens",
     "teacher_layers",
     "teacher_forward",
+    "has_classification_head",
+    "load_tokenizer",
 ]
 
 
@@ -36,17 +37,51 @@ def resolve_teacher_path(name: str) -> str:
     return name
 
 
-def load_teacher(name: str, num_labels: int | None = None, classification: bool = True):
-    """``(model, tokenizer)``: ``AutoModelForSequenceClassification`` (``classification=True``; a new head with
-    ``num_labels`` if the checkpoint has none) or the bare ``AutoModel`` encoder (stage 1)."""
+def has_classification_head(path: str) -> bool | None:
+    """Whether a local model folder holds a fine-tuned sequence-classification head (from its config.json
+    ``architectures``); ``None`` when it cannot tell (a hub id)."""
+    p = Path(path) / "config.json"
+    if not p.is_file():
+        return None
+    try:
+        archs = json.loads(p.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, json.JSONDecodeError):
+        return None
+    return any(str(a).endswith("ForSequenceClassification") for a in archs)
+
+
+def load_teacher(
+    name: str, num_labels: int | None = None, classification: bool = True, dropout: float | None = None
+):
+    """``(model, tokenizer)``: ``AutoModelForSequenceClassification`` (``classification=True``) or the bare
+    ``AutoModel`` encoder (stage 1). ``classification=True`` with ``num_labels`` refuses a checkpoint without a
+    fine-tuned classification head (distilling towards a random head), and one with another label count."""
     import transformers
 
     path = resolve_teacher_path(name)
     kw = {}
+    if dropout is not None:
+        kw.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     if classification and num_labels is not None:
-        kw = {"num_labels": num_labels}
+        head = has_classification_head(path)
+        if head is False:
+            raise ModelLoadError(
+                f"{name}: no fine-tuned classification head (architectures in config.json); the student would be "
+                "distilled towards a random head: fine-tune it first (spikebert finetune-teacher)"
+            )
+        if head is None and not Path(path).exists():
+            kw["num_labels"] = num_labels  # a hub id: checked below through the loading report
     cls = transformers.AutoModelForSequenceClassification if classification else transformers.AutoModel
-    model, tok = load_pretrained(path, cls, with_tokenizer=True, **kw)
+    if classification and num_labels is not None and "num_labels" in kw:
+        model, info = cls.from_pretrained(path, output_loading_info=True, **kw)
+        if any("classifier" in k or "score" in k for k in info.get("missing_keys", [])):
+            raise ModelLoadError(
+                f"{name}: no fine-tuned classification head (its weights are newly initialised); fine-tune it "
+                "first (spikebert finetune-teacher)"
+            )
+        tok = load_tokenizer(path)
+    else:
+        model, tok = load_pretrained(path, cls, with_tokenizer=True, **kw)
     if classification and num_labels is not None and model.config.num_labels != num_labels:
         raise ModelLoadError(
             f"{path}: the teacher has {model.config.num_labels} labels, the data {num_labels}"
@@ -56,8 +91,24 @@ def load_teacher(name: str, num_labels: int | None = None, classification: bool 
     return model, tok
 
 
+def load_tokenizer(name: str):
+    """A tokenizer from a hub id, folder, teacher/student run folder (its ``tokenizer/`` or ``teacher/``) or
+    ``minilm``."""
+    from transformers import AutoTokenizer
+
+    p = Path(name).expanduser()
+    if p.is_dir() and (p / "tokenizer").is_dir():
+        name = str(p / "tokenizer")
+    else:
+        name = resolve_teacher_path(name)
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{name}: cannot load a tokenizer ({str(e).splitlines()[0][:200]})") from None
+
+
 def tiny_teacher(
-    texts: Sequence[str],
+    tokenizer,
     num_labels: int = 2,
     hidden: int = 64,
     layers: int = 4,
@@ -66,10 +117,10 @@ def tiny_teacher(
     seed: int = 0,
     **config_kw,
 ):
-    """A tiny ``BertForSequenceClassification`` (random init) and a word-level tokenizer built from ``texts``."""
+    """A tiny ``BertForSequenceClassification`` (random init) for ``tokenizer``; returns ``(model, tokenizer)``."""
     from transformers import BertForSequenceClassification
 
-    tok = word_level_tokenizer(texts, max_length=max_len)
+    tok = tokenizer
     cfg = tiny_bert_config(
         vocab_size=len(tok),
         hidden=hidden,
@@ -83,51 +134,22 @@ def tiny_teacher(
     return BertForSequenceClassification(cfg), tok
 
 
-def mlm_pretrain(
-    model,
-    tokenizer,
-    texts: Sequence[str],
-    epochs: int = 1,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    mask_prob: float = 0.15,
-    max_length: int = 64,
-    seed: int = 0,
-) -> list[float]:
-    """Brief masked-LM pre-training of the encoder of a ``BertForSequenceClassification`` (in place), as a
-    stand-in for a pre-trained BERT. Returns the loss per epoch."""
-    from transformers import BertForMaskedLM
-
-    from spikebert.data import TokenizedDataset, collate
-
-    mlm = BertForMaskedLM(model.config)
-    mlm.bert.load_state_dict(model.bert.state_dict(), strict=False)
-    ds = TokenizedDataset.from_texts(tokenizer, texts, max_length)
-    g = torch.Generator().manual_seed(seed)
-    rng = random.Random(seed)
-    opt = torch.optim.AdamW(mlm.parameters(), lr=lr)
-    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
-    losses = []
-    mlm.train()
-    for _ in range(epochs):
-        order = list(range(len(ds)))
-        rng.shuffle(order)
-        tot, n = 0.0, 0
-        for s in range(0, len(order), batch_size):
-            b = collate([ds[i] for i in order[s : s + batch_size]])
-            ids, mask = b["input_ids"], b["attention_mask"]
-            can = mask.bool() & ~torch.isin(ids, special)
-            pick = (torch.rand(ids.shape, generator=g) < mask_prob) & can
-            labels = torch.where(pick, ids, torch.full_like(ids, -100))
-            inp = torch.where(pick, torch.full_like(ids, tokenizer.mask_token_id), ids)
-            loss = mlm(input_ids=inp, attention_mask=mask, labels=labels).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tot, n = tot + loss.item(), n + 1
-        losses.append(tot / max(n, 1))
-    model.bert.load_state_dict(mlm.bert.state_dict(), strict=False)
-    return losses
+def mask_tokens(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    tokenizer_ids: dict,
+    mask_prob: float,
+    generator=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT-style masking of real, non-special tokens: ``(masked inputs, labels with -100 elsewhere)``; every picked
+    token becomes [MASK] (no 80/10/10 split: a stand-in pre-training for tiny teachers)."""
+    special = torch.as_tensor(tokenizer_ids["special"], device=input_ids.device)
+    can = attention_mask.bool() & ~torch.isin(input_ids, special)
+    rand = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
+    pick = (rand < mask_prob) & can
+    labels = torch.where(pick, input_ids, torch.full_like(input_ids, -100))
+    inputs = torch.where(pick, torch.full_like(input_ids, tokenizer_ids["mask"]), input_ids)
+    return inputs, labels
 
 
 def teacher_layers(model: nn.Module) -> int:
