@@ -33,8 +33,8 @@ def _last_epoch_terms(run_dir: Path) -> dict[str, float]:
     with p.open() as f:
         for row in csv.DictReader(f):
             for k, v in row.items():
-                if k.startswith("train_") and k.endswith("_weighted_epoch") and v not in ("", None):
-                    last[k[len("train_") : -len("_epoch")]] = float(v)
+                if k.startswith("train_") and k.endswith("_weighted") and v not in ("", None):
+                    last[k[len("train_") :]] = float(v)
     return last
 
 

@@ -234,8 +234,8 @@ def evaluate_run(cfg: EvaluateConfig) -> dict[str, Any]:
     print(e["same_size_ann_report"].table())
     if teacher is not None:
         print(e["teacher_report"].table())
-    res.update({k: v for k, v in e.items() if not k.endswith(("_report", "_report_integer_as_ac"))})
-    summary = {k: v for k, v in res.items() if not isinstance(v, dict)}
+    res.update(e)
+    summary = {k: v for k, v in res.items() if isinstance(v, (int, float, str))}
     print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     if cfg.out:
         write_json(Path(cfg.out), {k: v for k, v in res.items() if not isinstance(v, EnergyReport)})

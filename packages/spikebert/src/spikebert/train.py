@@ -575,6 +575,10 @@ def distill_pretrain(cfg: DistillPretrainConfig) -> dict[str, Any]:
 def distill_task(cfg: DistillTaskConfig) -> dict[str, Any]:
     """Stage 2: task distillation from the fine-tuned teacher (optionally from stage-1 weights)."""
     _check_monitor(cfg.train, ("val_acc", "val_mcc", "val_loss"))
+    if not cfg.teacher.name:
+        raise ConfigError(
+            "--teacher.name is required (the fine-tuned teacher: a finetune-teacher run folder)"
+        )
     data = load_task_data(cfg.data)
     synthetic = cfg.data.data == "synthetic"
     teacher, tok = _teacher(
@@ -588,15 +592,38 @@ def distill_task(cfg: DistillTaskConfig) -> dict[str, Any]:
     module = TaskDistillModule(
         model_cfg, teacher, cfg.optim, w, rate_weight=cfg.rate_reg.weight, rate_target=cfg.rate_reg.target
     )
-    if cfg.init:
+    init_report = {}
+    if cfg.init and cfg.init_partial:
+        init_report = _partial_load(module.model, cfg.init)
+    elif cfg.init:
         load_stage1_weights(module.model, cfg.init)
     train_dl, dev_dl, test_dl = _data_loaders(tok, data, cfg.data, cfg.train.seed)
     cbs = [FiringRateLogger()]
     rc = _run_config(cfg, model_cfg, teacher=cfg.teacher, init=cfg.init, loss=w, label_names=data.label_names)
     res = fit(module, cfg.train, train_dl, dev_dl, callbacks=cbs, run_config=rc)
-    return _finish(
-        module, res, Path(cfg.train.out_dir), tok, {"dev": dev_dl, "test": test_dl}, "distill-task", cbs
+    loaders = {"dev": dev_dl, "test": test_dl}
+    return _finish(module, res, Path(cfg.train.out_dir), tok, loaders, "distill-task", cbs, init_report)
+
+
+def _partial_load(model: SpikeBERT, init: str) -> dict[str, int]:
+    """The official ``load_state_dict(strict=False)``: tensors whose names and shapes fit are loaded, the rest kept
+    as initialised; the counts are reported (and an empty load is still an error, unlike the official code)."""
+    from spikebert.model import _strip_student
+    from tenfold_core.models import load_weights
+
+    p = Path(init)
+    state = _strip_student(load_weights(p / "model.safetensors" if p.is_dir() else p))
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ModelLoadError(
+            f"{init}: no stage-1 tensor fits this student (the partial load would load nothing)"
+        )
+    model.load_state_dict(fitting, strict=False)
+    warnings.warn(
+        f"spikebert: partial init loaded {len(fitting)} of {len(own)} student tensors", stacklevel=2
     )
+    return {"init_loaded_tensors": len(fitting), "init_student_tensors": len(own)}
 
 
 def train_direct(cfg: TrainDirectConfig) -> dict[str, Any]:

@@ -32,17 +32,19 @@ __all__ = [
     "auto_qk_scale",
 ]
 
-#: ``(scale, head width, keys)`` of the paper's operating point (SpikeBERT/Spikformer: 0.125 at head width 96 and
-#: 128 unmasked keys); ``qk_scale="auto"`` keeps ``scale * head_width * keys`` at this product.
-AUTO_QK_REFERENCE = (0.125, 96, 128)
+#: ``(scale, head width, real keys)`` of the reference operating point of ``qk_scale="auto"``: the paper's 0.125 at
+#: head width 96 (BERT-base, 8 heads) and 16 real keys (a typical SST-2 sentence with padding masked). There the mean
+#: input of the attention LIF is about 0.1 (threshold 0.5); ``auto`` keeps ``scale * head_width * keys`` at this
+#: product. (Measured on the synthetic demo at head width 16: a scale near 1 = this point trains, 4 and 10 do worse.)
+AUTO_QK_REFERENCE = (0.125, 96, 16)
 
 
 def auto_qk_scale(head_dim: int, keys: torch.Tensor | int) -> torch.Tensor | float:
-    """``qk_scale="auto"``: ``0.125 * 96 * 128 / (head_dim * keys)``, per sample when ``keys`` is a tensor.
+    """``qk_scale="auto"``: ``0.125 * 96 * 16 / (head_dim * keys)``, per sample when ``keys`` is a tensor.
 
     ``(Q Kᵀ) V`` sums ``keys * head_dim`` products of spikes, so its mean grows linearly with both; dividing by
-    them keeps the attention LIF's mean input where the paper's fixed 0.125 put it at head width 96 and length 128,
-    whatever the model size or the amount of padding.
+    them keeps the attention LIF's mean input at the reference point (:data:`AUTO_QK_REFERENCE`) whatever the
+    model size or the amount of padding (only real, unmasked keys count).
     """
     s, dh, n = AUTO_QK_REFERENCE
     if torch.is_tensor(keys):
@@ -127,7 +129,7 @@ class SpikingSelfAttention(nn.Module):
         dim: model width D (must be divisible by ``num_heads``).
         num_heads: attention heads.
         qk_scale: scale applied to ``(Q Kᵀ) V``: a number (SpikeBERT and SpikeCLIP use 0.125) or ``"auto"``
-            (:func:`auto_qk_scale`: divided by head width and by each sample's number of real keys).
+            (:func:`auto_qk_scale`: ``0.125 * 96 * 16 / (head_width * real_keys)``, per sample).
         norm: ``"layer"`` (text) or ``"batch"`` (vision).
         attn_v_threshold: threshold of the LIF after the attention product (0.5 in SpikeBERT/SpikeCLIP).
         lif_position: ``"post"`` (SpikeBERT, Spikformer) or ``"pre"`` (SpikeCLIP vision).
