@@ -1,4 +1,4 @@
-"""Generation metrics: corpus and mean per-sentence perplexity, Dist-n, corpus BLEU-1..4."""
+"""Generation metrics: corpus and mean per-sentence perplexity, Dist-n, corpus BLEU-1..4, ROUGE-L."""
 
 from __future__ import annotations
 
@@ -84,3 +84,53 @@ def generation_report(hypotheses, references) -> dict[str, float]:
     out["dist_1"] = distinct_n(hypotheses, 1)
     out["dist_2"] = distinct_n(hypotheses, 2)
     return out
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token sequences (dynamic programming, O(len a * len b))."""
+    if not a or not b:
+        return 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, 1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l_sentence(
+    hypothesis: str | Sequence[str], reference: str | Sequence[str], beta: float = 1.0
+) -> float:
+    """Sentence ROUGE-L F-measure: P = LCS/|hyp|, R = LCS/|ref|, F = (1+beta^2) P R / (R + beta^2 P).
+
+    ``beta = 1`` (F1) is Google's ``rouge_score`` rougeL used by the empathetic-dialogue papers. Texts are tokenized
+    with :func:`simple_tokenize`; token lists are used as given. Empty hypothesis or reference gives 0.
+    """
+    h = simple_tokenize(hypothesis) if isinstance(hypothesis, str) else list(hypothesis)
+    r = simple_tokenize(reference) if isinstance(reference, str) else list(reference)
+    lcs = lcs_length(h, r)
+    if lcs == 0:
+        return 0.0
+    p, rec = lcs / len(h), lcs / len(r)
+    b2 = beta * beta
+    return (1 + b2) * p * rec / (rec + b2 * p)
+
+
+def rouge_l(
+    hypotheses: Sequence[str | Sequence[str]],
+    references: Sequence[str | Sequence[str] | Sequence[Sequence[str]]],
+    beta: float = 1.0,
+) -> float:
+    """Mean sentence ROUGE-L F (a fraction; x100 for the papers' tables). As in :func:`corpus_bleu_n`, each
+    reference entry is one text, a list of alternative texts, or a list of alternative token lists; with
+    alternatives the best-matching one counts. Hypotheses are texts or token lists."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if not hypotheses:
+        return float("nan")
+    scores = []
+    for h, r in zip(hypotheses, references):
+        alts = [r] if isinstance(r, str) else list(r)
+        scores.append(max((rouge_l_sentence(h, a, beta) for a in alts), default=0.0))
+    return sum(scores) / len(scores)
