@@ -42,6 +42,32 @@ def test_npz_loader_and_its_errors(tmp_path):
     (tmp_path / "junk.npz").write_text("not a zip")
     with pytest.raises(DataError, match="not a readable"):
         load_data(DataConfig(name="npz", path=str(tmp_path / "junk.npz")))
+    with pytest.raises(DataError, match="is a folder"):  # was "no such file"
+        load_data(DataConfig(name="npz", path=str(tmp_path)))
+
+
+def _npz(path, ytr, yte, n=40):
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.normal(size=(len(ytr), 3)), y_train=np.asarray(ytr),
+             x_test=rng.normal(size=(len(yte), 3)), y_test=np.asarray(yte))  # fmt: skip
+    return DataConfig(name="npz", path=str(path))
+
+
+def test_npz_label_sets_are_checked(tmp_path):
+    # one label of 10^9 among 40 rows used to build a 10^9-class output layer (~12 GB and climbing)
+    y = np.arange(40) % 3
+    y[7] = 10**9
+    with pytest.raises(DataError, match=r"y_train label 1000000000.*0\.\.K-1") as e:
+        load_data(_npz(tmp_path / "huge.npz", y, [0, 1, 2]))
+    assert str(tmp_path / "huge.npz") in str(e.value)
+    with pytest.raises(DataError, match="y_test label 7 does not occur in y_train"):
+        load_data(_npz(tmp_path / "stray.npz", np.arange(40) % 3, [0, 1, 7]))
+    with pytest.raises(DataError, match="integer class labels"):
+        load_data(_npz(tmp_path / "frac.npz", (np.arange(40) % 3) + 0.7, [0, 1]))
+    with pytest.raises(DataError, match="label -1"):
+        load_data(_npz(tmp_path / "neg.npz", np.r_[np.arange(39) % 3, -1], [0, 1]))
+    ok = load_data(_npz(tmp_path / "floats.npz", (np.arange(40) % 4).astype(float), [0.0, 3.0]))
+    assert ok.num_classes == 4 and ok.y_train.dtype == np.int64
 
 
 def test_torchvision_missing_gives_a_clear_error(monkeypatch):
@@ -74,6 +100,23 @@ def test_results_survive_a_torn_line(tmp_path):
         read_results(tmp_path / "other.csv")
 
 
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe garbage", "not a doubledescent results file"),
+        (b"model,width,noise,seed,test_loss,train_acc\nfc,abc,0.2,0,1.0,1.0\n", "line 2: field 'width'"),
+        (b"model,width,noise,seed,test_loss,train_acc\nfc,2,0.2\n", "line 2: expected 6 fields"),
+        (b"\x00\x00\x00\n", "binary"),
+    ],
+)
+def test_garbage_results_name_the_path(tmp_path, content, needle):
+    path = tmp_path / "results.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=needle) as e:
+        read_results(path)
+    assert str(path) in str(e.value)
+
+
 def _curve(losses, accs, knn=None):
     knn = knn or [0.5] * len(losses)
     return [
@@ -100,3 +143,21 @@ def test_curve_stats_on_hand_made_curves():
     assert (
         never["threshold_width"] is None and never["peak_width"] == 4 and np.isnan(never["knn_p_threshold"])
     )
+    assert never["peak_steps_from_threshold"] is None
+
+
+def test_threshold_uses_a_tolerance_and_names_the_peak_relative_to_it():
+    from doubledescent import curve_stats
+
+    # one misfit sample out of 4000 at width 8 (train acc 0.99975): the old rule (exactly 1.0) put the threshold two
+    # widths later, after the peak, and measured knn_p_threshold there
+    c = _curve(
+        [1.2, 0.8, 1.5, 2.4, 1.6, 1.0], [0.5, 0.7, 0.9, 0.99975, 0.9999, 1.0], [0.3, 0.4, 0.5, 0.6, 0.8, 0.9]
+    )
+    s = curve_stats(c)
+    assert s["threshold_width"] == 8 and s["knn_p_threshold"] == 0.6
+    assert (
+        s["peak_width"] == 8 and s["peak_steps_from_threshold"] == 0 and s["peak_width_over_threshold"] == 1.0
+    )
+    strict = curve_stats(c, threshold_acc=1.0)
+    assert strict["threshold_width"] == 32 and strict["peak_steps_from_threshold"] == -2

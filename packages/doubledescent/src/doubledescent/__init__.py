@@ -1,58 +1,89 @@
 """doubledescent: model-wise double descent under label noise, explained through learned-feature k-NN
-(Gu, Zheng, Aste, arXiv 2310.13572)."""
+(Gu, Zheng, Aste, arXiv 2310.13572).
+
+``import doubledescent`` is cheap: the torch-free configs are imported eagerly, everything else on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .data import ArrayData, DataConfig, load_data
-from .evaluate import evaluate_model, extract_features, knn_noisy_recovery
-from .model import (
-    FiveLayerCNN,
-    PreActResNet18,
-    SimpleFC,
-    build_model,
+from .config import (
+    PAPER_CNN_WIDTHS,
+    PAPER_FC_WIDTHS,
+    DataConfig,
+    DemoCommand,
+    EvaluateCommand,
+    ReportCommand,
+    SweepCommand,
+    TrainCommand,
+    TsneCommand,
+    WidthModelConfig,
     cnn_params,
+    estimate_params,
     resnet18_params,
     simple_fc_params,
 )
-from .noise import NoisyLabels, inject_label_noise, noisy_labels_for
-from .report import aggregate, build_report, curve_stats, write_report
-from .results import read_results
-from .sweep import PAPER_CNN_WIDTHS, PAPER_FC_WIDTHS, SweepConfig, run_sweep
-from .train import PackedSimpleFC, TrainSettings, lr_at_epoch, train_packed_fc, train_unit
-from .tsne import TsneConfig, feature_tsne
+
+_LAZY = {
+    "ArrayData": "data",
+    "load_data": "data",
+    "evaluate_model": "evaluate",
+    "extract_features": "evaluate",
+    "knn_noisy_recovery": "evaluate",
+    "measure": "evaluate",
+    "evaluate_run": "evaluate",
+    "WidthModel": "model",
+    "SimpleFC": "model",
+    "FiveLayerCNN": "model",
+    "PreActResNet18": "model",
+    "build_model": "model",
+    "model_config_for": "model",
+    "NoisyLabels": "noise",
+    "inject_label_noise": "noise",
+    "noisy_labels_for": "noise",
+    "aggregate": "report",
+    "build_report": "report",
+    "curve_stats": "report",
+    "write_report": "report",
+    "read_results": "results",
+    "run_sweep": "sweep",
+    "WidthClassifier": "train",
+    "PackedSimpleFC": "train",
+    "fit_unit": "train",
+    "train_packed": "train",
+    "run_train": "train",
+    "lr_at_epoch": "train",
+    "feature_tsne": "tsne",
+    "run_demo": "demo",
+}
 
 __all__ = [
-    "ArrayData",
-    "DataConfig",
-    "FiveLayerCNN",
-    "NoisyLabels",
+    "__version__",
     "PAPER_CNN_WIDTHS",
     "PAPER_FC_WIDTHS",
-    "PackedSimpleFC",
-    "PreActResNet18",
-    "SimpleFC",
-    "SweepConfig",
-    "TrainSettings",
-    "__version__",
-    "aggregate",
-    "build_model",
-    "build_report",
+    "DataConfig",
+    "DemoCommand",
+    "EvaluateCommand",
+    "ReportCommand",
+    "SweepCommand",
+    "TrainCommand",
+    "TsneCommand",
+    "WidthModelConfig",
     "cnn_params",
-    "curve_stats",
-    "evaluate_model",
-    "extract_features",
-    "feature_tsne",
-    "TsneConfig",
-    "inject_label_noise",
-    "knn_noisy_recovery",
-    "load_data",
-    "lr_at_epoch",
-    "noisy_labels_for",
-    "read_results",
+    "estimate_params",
     "resnet18_params",
-    "run_sweep",
     "simple_fc_params",
-    "train_packed_fc",
-    "train_unit",
-    "write_report",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'doubledescent' has no attribute {name!r}")

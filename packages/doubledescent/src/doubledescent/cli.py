@@ -1,63 +1,75 @@
-"""``doubledescent sweep | report | demo``."""
+"""``doubledescent train | sweep | evaluate | report | tsne | demo`` (thin: the verbs import their modules lazily)."""
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import dataclass
-
-from tenfold_core.cli import App, arg
+from tenfold_core.cli import App
 
 from . import __version__
-from .demo import DemoConfig, run_demo
-from .report import write_report
-from .sweep import SweepConfig, run_sweep
-from .tsne import TsneConfig, feature_tsne
+from .config import DemoCommand, EvaluateCommand, ReportCommand, SweepCommand, TrainCommand, TsneCommand
 
 app = App(
     "doubledescent",
     "Model-wise double descent under label noise + learned-feature k-NN (arXiv 2310.13572)",
-    __version__,
+    version=__version__,
+    package="doubledescent",
 )
 
 
 @app.command(
-    "sweep", SweepConfig, help="train widths x noise levels x seeds; resumable; results.csv + report"
+    "train", TrainCommand, help="train one unit (model width, noise, seed) into a run folder", trains=True
 )
-def sweep(cfg: SweepConfig):
+def train(cfg: TrainCommand) -> dict:
+    from .train import run_train
+
+    return run_train(cfg)
+
+
+@app.command(
+    "sweep",
+    SweepCommand,
+    help="train widths x noise levels x seeds; resumable; results.csv + report",
+    trains=True,
+)
+def sweep(cfg: SweepCommand) -> dict:
+    from .report import write_report
+    from .sweep import run_sweep
+    from .train import is_rank_zero
+
     run = run_sweep(cfg)
-    write_report(run)
-    print(f"results: {run / 'results.csv'}; report: {run / 'report.md'}")
-
-
-@dataclass
-class ReportConfig:
-    run_dir: str = arg(help="a sweep's run folder (with results.csv)", positional=True)
-    out: str | None = arg(
-        None, help="where to write report.md, metrics.json and PNGs (default: the run folder)"
-    )
-    threshold_acc: float = arg(1.0, help="train accuracy that defines the interpolation threshold")
-
-
-@app.command("report", ReportConfig, help="plots, report.md and headline numbers from a run folder")
-def report(cfg: ReportConfig):
-    metrics = write_report(cfg.run_dir, cfg.out, cfg.threshold_acc)
-    json.dump(metrics, sys.stdout, indent=1)
-    print()
-
-
-@app.command("demo", DemoConfig, help="offline CPU demo: SimpleFC on digits at 20 % and 0 % noise")
-def demo(cfg: DemoConfig):
-    metrics = run_demo(cfg)
-    json.dump(metrics, sys.stdout, indent=1)
-    print()
+    if not is_rank_zero():
+        return {}
+    metrics = write_report(run, threshold_acc=cfg.threshold_acc)
+    return {"results": str(run / "results.csv"), "report": str(run / "report.md"), **metrics}
 
 
 @app.command(
-    "tsne", TsneConfig, help="t-SNE of learned features for a few widths of a run (retrains those units)"
+    "evaluate", EvaluateCommand, help="metrics of a unit's run folder (train's out_dir or a sweep's units/X)"
 )
-def tsne(cfg: TsneConfig):
-    print(feature_tsne(cfg))
+def evaluate(cfg: EvaluateCommand) -> dict:
+    from .evaluate import evaluate_run
+
+    return evaluate_run(cfg.run_dir, cfg.knn_k, cfg.knn_metric)
+
+
+@app.command("report", ReportCommand, help="plots, report.md and headline numbers from a run folder")
+def report(cfg: ReportCommand) -> dict:
+    from .report import write_report
+
+    return write_report(cfg.run_dir, cfg.out, cfg.threshold_acc)
+
+
+@app.command("tsne", TsneCommand, help="t-SNE of learned features for a few widths of a sweep's stored units")
+def tsne(cfg: TsneCommand) -> dict:
+    from .tsne import feature_tsne
+
+    return {"png": str(feature_tsne(cfg))}
+
+
+@app.command("demo", DemoCommand, help="offline CPU demo: the sweep and report verbs with the demo preset")
+def demo(cfg: DemoCommand) -> dict:
+    from .demo import run_demo
+
+    return run_demo(cfg)
 
 
 main = app.main

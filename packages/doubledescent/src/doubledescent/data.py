@@ -10,40 +10,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from tenfold_core.cli import arg
 from tenfold_core.errors import ConfigError, DataError, UserError
 
-__all__ = ["DataConfig", "ArrayData", "load_data", "DATA_NAMES"]
+from .config import DataConfig
+
+__all__ = ["DataConfig", "ArrayData", "load_data", "check_labels", "train_loader", "DATA_NAMES"]
 
 DATA_NAMES = ("digits", "synthetic", "mnist", "cifar10", "npz")
-
-
-@dataclass
-class DataConfig:
-    name: Literal["digits", "synthetic", "mnist", "cifar10", "npz"] = arg(
-        "digits", help="digits (sklearn, offline), synthetic, mnist, cifar10 (torchvision download) or npz"
-    )
-    n_train: int | None = arg(
-        None,
-        help="training subset size (first n; null: digits 1000, synthetic 1000, mnist 4000, cifar10 all)",
-    )
-    n_test: int | None = arg(None, help="test set size (null: all; synthetic 4000)")
-    path: str | None = arg(None, help="the .npz file for name=npz (arrays x_train, y_train, x_test, y_test)")
-    root: str = arg("data", help="download/cache folder for mnist and cifar10")
-    download: bool = arg(True, help="let torchvision download mnist/cifar10 when missing")
-    data_seed: int = arg(0, help="seed of the digits split and of the synthetic mixture (not the noise seed)")
-    synthetic_dim: int = arg(30, help="input dimension of the synthetic mixture")
-    synthetic_classes: int = arg(10, help="classes of the synthetic mixture")
-
-    def __post_init__(self):
-        if self.n_train is not None and self.n_train < 2:
-            raise ValueError(f"data.n_train must be >= 2, got {self.n_train}")
-        if self.n_test is not None and self.n_test < 1:
-            raise ValueError(f"data.n_test must be >= 1, got {self.n_test}")
 
 
 @dataclass
@@ -100,6 +76,11 @@ def _synthetic(cfg: DataConfig) -> ArrayData:
     means = rng.normal(size=(c, d))
     n_train = cfg.n_train if cfg.n_train is not None else 1000
     n_test = cfg.n_test if cfg.n_test is not None else 4000
+    if (n_train + n_test) * d > 50_000_000:
+        raise ConfigError(
+            f"data: the synthetic mixture of {n_train} + {n_test} samples x {d} dims would take "
+            f"{(n_train + n_test) * d * 8 / 1e9:.1f} GB; the limit is 5e7 values"
+        )
 
     def draw(n):
         y = rng.integers(0, c, size=n)
@@ -152,40 +133,86 @@ def _torchvision(cfg: DataConfig) -> ArrayData:
     )
 
 
+def check_labels(path: Path, y_train: np.ndarray, y_test: np.ndarray) -> int:
+    """Class labels must be integers 0..K-1, every one present in y_train, and y_test must hold no class that y_train
+    lacks; returns K. One-line :class:`DataError` naming the file, the array and the offending value otherwise."""
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        if y.ndim != 1:
+            raise DataError(
+                f"data.path {path}: {name} must be a 1-d array of class labels, got shape {y.shape}"
+            )
+        if y.dtype.kind == "f" and len(y) and np.isfinite(y).all() and (y == np.round(y)).all():
+            continue  # integral floats (e.g. saved from pandas) are accepted
+        if not np.issubdtype(y.dtype, np.integer):
+            bad = (
+                next((v for v in y.tolist() if not float(v).is_integer()), None)
+                if y.dtype.kind in "fc"
+                else None
+            )
+            what = f" (e.g. {bad!r})" if bad is not None else f" (dtype {y.dtype})"
+            raise DataError(f"data.path {path}: {name} must hold integer class labels{what}")
+    ytr, yte = y_train.astype(np.int64), y_test.astype(np.int64)
+    if not len(ytr):
+        raise DataError(f"data.path {path}: y_train is empty")
+    classes = np.unique(ytr)
+    k = len(classes)
+    if k < 2:
+        raise DataError(f"data.path {path}: y_train has a single class ({int(classes[0])}); need at least 2")
+    if classes[0] != 0 or classes[-1] != k - 1:
+        bad = int(classes[0]) if classes[0] != 0 else int(classes[-1])
+        raise DataError(
+            f"data.path {path}: y_train label {bad}: labels must be the contiguous classes 0..K-1 "
+            f"(found {k} distinct values from {int(classes[0])} to {int(classes[-1])})"
+        )
+    unseen = np.setdiff1d(np.unique(yte), classes)
+    if len(unseen):
+        raise DataError(
+            f"data.path {path}: y_test label {int(unseen[0])} does not occur in y_train (classes 0..{k - 1})"
+        )
+    return k
+
+
 def _npz(cfg: DataConfig) -> ArrayData:
     if not cfg.path:
         raise ConfigError("data.path: name=npz needs the path of an .npz file")
     p = Path(cfg.path)
+    if p.is_dir():
+        raise DataError(f"data.path {p}: is a folder, expected an .npz file")
     if not p.is_file():
         raise DataError(f"data.path {p}: no such file")
     try:
         z = np.load(p, allow_pickle=False)
-    except Exception as e:  # zipfile.BadZipFile, ValueError ...
+        files = list(z.files)
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in files]
+        if missing:
+            raise DataError(
+                f"data.path {p}: missing array(s) {', '.join(missing)} (found: {', '.join(files)})"
+            )
+        xtr, ytr, xte, yte = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    except DataError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, ValueError (object arrays need pickle), OSError ...
         raise DataError(f"data.path {p}: not a readable .npz file ({type(e).__name__})") from None
-    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
-    if missing:
-        raise DataError(f"data.path {p}: missing array(s) {', '.join(missing)} (found: {', '.join(z.files)})")
-    xtr, ytr, xte, yte = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
-        if y.ndim != 1 or len(x) != len(y):
-            raise DataError(f"data.path {p}: x_{name} has {len(x)} rows but y_{name} has shape {y.shape}")
-        if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-            raise DataError(f"data.path {p}: y_{name} must hold non-negative integer class labels")
-        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-            raise DataError(f"data.path {p}: x_{name} must be finite numbers")
+        if y.ndim != 1 or x.ndim < 2 or len(x) != len(y):
+            raise DataError(f"data.path {p}: x_{name} has shape {x.shape} but y_{name} has shape {y.shape}")
+        if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x) or not np.isfinite(x).all():
+            raise DataError(f"data.path {p}: x_{name} must be finite real numbers")
     if xtr.shape[1:] != xte.shape[1:]:
         raise DataError(
             f"data.path {p}: x_train rows have shape {xtr.shape[1:]}, x_test rows {xte.shape[1:]}"
         )
-    c = int(max(ytr.max(), yte.max())) + 1
-    if c < 2:
-        raise DataError(f"data.path {p}: need at least 2 classes")
+    if not len(yte):
+        raise DataError(f"data.path {p}: x_test is empty")
+    ytr_n = _take(ytr, cfg.n_train, "n_train")
+    yte_n = _take(yte, cfg.n_test, "n_test")
+    c = check_labels(p, ytr_n, yte_n)
     return ArrayData(
         p.stem,
         _take(xtr.astype(np.float32), cfg.n_train, "n_train"),
-        _take(ytr.astype(np.int64), cfg.n_train, "n_train"),
+        ytr_n.astype(np.int64),
         _take(xte.astype(np.float32), cfg.n_test, "n_test"),
-        _take(yte.astype(np.int64), cfg.n_test, "n_test"),
+        yte_n.astype(np.int64),
         c,
     )
 
@@ -202,3 +229,15 @@ def load_data(cfg: DataConfig | None = None) -> ArrayData:
     if cfg.name == "npz":
         return _npz(cfg)
     raise ConfigError(f"data.name: expected one of {', '.join(DATA_NAMES)}, got {cfg.name!r}")
+
+
+def train_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """A seeded (seed, epoch) shuffling DataLoader over in-memory arrays; ``batch_size=0`` = one full batch."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from tenfold_core.train import make_dataloader
+
+    ds = TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
+    bs = len(ds) if batch_size == 0 else min(batch_size, len(ds))
+    return make_dataloader(ds, bs, shuffle=bs < len(ds), seed=seed)

@@ -1,7 +1,8 @@
 """The paper's width-k model families, each exposing its penultimate features.
 
-Every model has ``features(x)`` (the representation the k-NN probe reads) and ``head(features)`` (the final linear
-layer), so ``forward(x) == head(features(x))``; ``forward(x, return_features=True)`` returns both.
+Every model takes one :class:`~doubledescent.config.WidthModelConfig` (``kind``, ``width``, ``input_shape``,
+``num_classes``) and has ``features(x)`` (the representation the k-NN probe reads) and ``head(features)`` (the final
+linear layer), so ``forward(x) == head(features(x))``; ``forward(x, return_features=True)`` returns both.
 
 - :class:`SimpleFC`: flatten -> Linear(d, N) -> ReLU -> Linear(N, C). Parameters ``(d + 1) N + (N + 1) C``
   (795 N + 10 on MNIST). Paper init: weights ~ N(0, 0.1^2), Xavier-uniform when N = 1; biases PyTorch's default.
@@ -13,8 +14,8 @@ layer), so ``forward(x) == head(features(x))``; ``forward(x, return_features=Tru
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,19 +23,49 @@ from torch import nn
 
 from tenfold_core.errors import ConfigError
 
+from .config import (
+    MODEL_KINDS,
+    DataConfig,
+    WidthModelConfig,
+    cnn_params,
+    estimate_params,
+    resnet18_params,
+    simple_fc_params,
+)
+
+try:
+    from tenfold_core.models import register_model
+except ImportError:  # pragma: no cover - older core without the model registry
+
+    def register_model(cls):
+        return cls
+
+
 __all__ = [
+    "WidthModelConfig",
+    "DataConfig",
     "WidthModel",
     "SimpleFC",
     "FiveLayerCNN",
     "PreActResNet18",
     "build_model",
-    "MODEL_NAMES",
+    "model_config_for",
+    "MODEL_KINDS",
     "simple_fc_params",
     "cnn_params",
     "resnet18_params",
+    "estimate_params",
 ]
 
-MODEL_NAMES = ("fc", "cnn", "resnet18")
+
+def _require(config: WidthModelConfig, name: str) -> tuple[int, tuple[int, ...], int]:
+    if config.width is None or config.input_shape is None or config.num_classes is None:
+        raise ConfigError(
+            f"{name}: model.width, input_shape and num_classes must be set (see model_config_for)"
+        )
+    if config.width < 1:
+        raise ConfigError(f"{name} width must be >= 1, got {config.width}")
+    return int(config.width), tuple(int(d) for d in config.input_shape), int(config.num_classes)
 
 
 class WidthModel(nn.Module):
@@ -54,31 +85,26 @@ class WidthModel(nn.Module):
         return (logits, f) if return_features else logits
 
 
+@register_model
 class SimpleFC(WidthModel):
     """One hidden ReLU layer of ``width`` units (the paper's MNIST model)."""
 
-    def __init__(
-        self,
-        width: int,
-        in_features: int = 784,
-        num_classes: int = 10,
-        init: Literal["paper", "torch"] = "paper",
-    ):
+    config_class = WidthModelConfig
+
+    def __init__(self, config: WidthModelConfig):
         super().__init__()
-        if width < 1:
-            raise ConfigError(f"SimpleFC width must be >= 1, got {width}")
+        width, shape, num_classes = _require(config, "SimpleFC")
+        self.config = config
         self.width = width
-        self.hidden = nn.Linear(in_features, width)
+        self.hidden = nn.Linear(math.prod(shape), width)
         self.classifier = nn.Linear(width, num_classes)
-        if init == "paper":
+        if config.init == "paper":
             if width == 1:
                 nn.init.xavier_uniform_(self.hidden.weight)
                 nn.init.xavier_uniform_(self.classifier.weight)
             else:
                 nn.init.normal_(self.hidden.weight, 0.0, 0.1)
                 nn.init.normal_(self.classifier.weight, 0.0, 0.1)
-        elif init != "torch":
-            raise ConfigError(f"SimpleFC init must be 'paper' or 'torch', got {init!r}")
 
     def features(self, x):
         return F.relu(self.hidden(x.flatten(1)))
@@ -91,6 +117,7 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=True), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
+@register_model
 class FiveLayerCNN(WidthModel):
     """Conv(k) -> Conv(2k) -> pool -> Conv(4k) -> pool -> Conv(8k) -> pool -> global max-pool -> Linear(8k, C).
 
@@ -99,19 +126,16 @@ class FiveLayerCNN(WidthModel):
     an 8x8 max-pool). Both have the same parameters; features are the flattened 8k-vector after the last pool.
     """
 
-    def __init__(
-        self,
-        width: int,
-        in_channels: int = 3,
-        num_classes: int = 10,
-        pooling: Literal["nakkiran", "official"] = "nakkiran",
-    ):
+    config_class = WidthModelConfig
+
+    def __init__(self, config: WidthModelConfig):
         super().__init__()
-        if width < 1:
-            raise ConfigError(f"FiveLayerCNN width must be >= 1, got {width}")
-        if pooling not in ("nakkiran", "official"):
-            raise ConfigError(f"FiveLayerCNN pooling must be 'nakkiran' or 'official', got {pooling!r}")
-        k = self.width = width
+        k, shape, num_classes = _require(config, "FiveLayerCNN")
+        if len(shape) != 3:
+            raise ConfigError(f"FiveLayerCNN needs image inputs (channels, height, width), got {shape}")
+        self.config = config
+        self.width = k
+        in_channels, pooling = shape[0], config.pooling
         pool_after_2 = [nn.MaxPool2d(2)] if pooling == "nakkiran" else []
         self.body = nn.Sequential(
             *_conv_bn(in_channels, k),
@@ -153,14 +177,20 @@ class PreActBlock(nn.Module):
         return out + skip
 
 
+@register_model
 class PreActResNet18(WidthModel):
     """Pre-activation ResNet18 of width k (stages k, 2k, 4k, 8k; two blocks each), Nakkiran et al.'s model."""
 
-    def __init__(self, width: int, in_channels: int = 3, num_classes: int = 10):
+    config_class = WidthModelConfig
+
+    def __init__(self, config: WidthModelConfig):
         super().__init__()
-        if width < 1:
-            raise ConfigError(f"PreActResNet18 width must be >= 1, got {width}")
-        k = self.width = width
+        k, shape, num_classes = _require(config, "PreActResNet18")
+        if len(shape) != 3:
+            raise ConfigError(f"PreActResNet18 needs image inputs (channels, height, width), got {shape}")
+        self.config = config
+        self.width = k
+        in_channels = shape[0]
         self.conv1 = nn.Conv2d(in_channels, k, 3, 1, padding=1, bias=False)
         stages, cin = [], k
         for i, cout in enumerate((k, 2 * k, 4 * k, 8 * k)):
@@ -180,40 +210,39 @@ class PreActResNet18(WidthModel):
         return self.linear(f)
 
 
-# ------------------------------------------------------------------------------------------ parameter formulas
-def simple_fc_params(width: int, in_features: int = 784, num_classes: int = 10) -> int:
-    return (in_features + 1) * width + (width + 1) * num_classes
+_CLASSES = {"fc": SimpleFC, "cnn": FiveLayerCNN, "resnet18": PreActResNet18}
 
 
-def cnn_params(k: int, in_channels: int = 3, num_classes: int = 10) -> int:
-    """Convs (with bias) + BN (2 per channel) + FC: ``378 k^2 + (9 in + 45 + 8 C) k + C``; 378k^2+152k+10 on CIFAR."""
-    convs = (9 * in_channels * k + k) + (18 * k * k + 2 * k) + (72 * k * k + 4 * k) + (288 * k * k + 8 * k)
-    bns = 2 * (k + 2 * k + 4 * k + 8 * k)
-    return convs + bns + 8 * k * num_classes + num_classes
+def model_config_for(
+    config: WidthModelConfig, width: int | None, input_shape: tuple[int, ...], num_classes: int
+) -> WidthModelConfig:
+    """``config`` with the width and the data's input shape / class count filled in (as stored in a run folder)."""
+    if config.input_shape is not None and tuple(config.input_shape) != tuple(input_shape):
+        raise ConfigError(
+            f"model.input_shape {list(config.input_shape)} does not match the data's {list(input_shape)}"
+        )
+    if config.num_classes is not None and config.num_classes != num_classes:
+        raise ConfigError(
+            f"model.num_classes {config.num_classes} does not match the data's {num_classes} classes"
+        )
+    if config.kind != "fc" and len(input_shape) != 3:
+        raise ConfigError(
+            f"model '{config.kind}' needs image inputs (channels, height, width); "
+            f"this data set has shape {tuple(input_shape)}"
+        )
+    try:
+        return dataclasses.replace(
+            config,
+            width=int(width if width is not None else config.width),
+            input_shape=[int(d) for d in input_shape],
+            num_classes=int(num_classes),
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
 
 
-def resnet18_params(k: int, in_channels: int = 3, num_classes: int = 10) -> int:
-    """``2724 k^2 + (9 in + 122 + 8 C) k + C`` (no conv biases); 2724k^2 + 229k + 10 on CIFAR-10."""
-    return 2724 * k * k + (9 * in_channels + 122 + 8 * num_classes) * k + num_classes
-
-
-def build_model(
-    name: str,
-    width: int,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    fc_init: str = "paper",
-    cnn_pooling: str = "nakkiran",
-) -> WidthModel:
-    """A model of the family ``name`` (fc, cnn, resnet18) and width ``width`` for inputs of ``input_shape``."""
-    if name == "fc":
-        return SimpleFC(width, math.prod(input_shape), num_classes, init=fc_init)  # type: ignore[arg-type]
-    if name in ("cnn", "resnet18"):
-        if len(input_shape) != 3:
-            raise ConfigError(
-                f"model '{name}' needs image inputs (channels, height, width); this data set has shape {tuple(input_shape)}"
-            )
-        if name == "cnn":
-            return FiveLayerCNN(width, input_shape[0], num_classes, pooling=cnn_pooling)  # type: ignore[arg-type]
-        return PreActResNet18(width, input_shape[0], num_classes)
-    raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {name!r}")
+def build_model(config: WidthModelConfig) -> WidthModel:
+    """The model of ``config.kind`` (fc, cnn, resnet18) described by a filled-in config."""
+    if config.kind not in _CLASSES:
+        raise ConfigError(f"model.kind: expected one of {', '.join(MODEL_KINDS)}, got {config.kind!r}")
+    return _CLASSES[config.kind](config)

@@ -9,6 +9,7 @@ The "noisy set" used by the k-NN probe is always ``observed != true``.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,14 @@ import numpy as np
 from tenfold_core.errors import ConfigError, DataError
 from tenfold_core.io import atomic_open
 
-__all__ = ["NoisyLabels", "inject_label_noise", "noisy_labels_for", "labels_digest"]
+__all__ = [
+    "NoisyLabels",
+    "inject_label_noise",
+    "noisy_labels_for",
+    "load_noisy_labels",
+    "labels_digest",
+    "noise_file",
+]
 
 
 @dataclass
@@ -73,29 +81,41 @@ def noise_file(run_dir: str | Path, p: float, seed: int, mode: str) -> Path:
     return Path(run_dir) / "noise" / f"noise-p{p:g}-seed{seed}-{mode}.npz"
 
 
+def load_noisy_labels(path: str | Path, labels: np.ndarray) -> NoisyLabels:
+    """The noisy labels stored at ``path``; fails (one line, naming the file) if it is unreadable or its true labels
+    differ from ``labels`` (the data changed under the run)."""
+    path = Path(path)
+    labels = np.asarray(labels, dtype=np.int64)
+    if not path.is_file():
+        raise DataError(f"{path}: no such noisy-label file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            observed, true, selected = z["observed"], z["true"], z["selected"]
+    except Exception as e:
+        raise DataError(
+            f"{path}: unreadable noisy-label file ({type(e).__name__}); delete it to redraw"
+        ) from None
+    if true.shape != labels.shape or not np.array_equal(true, labels):
+        raise DataError(
+            f"{path}: the stored true labels differ from the current training labels "
+            "(the data configuration changed); use a new run folder"
+        )
+    m = _NAME.match(path.name)
+    p, seed, mode = (float(m[1]), int(m[2]), m[3]) if m else (float("nan"), -1, "random")
+    return NoisyLabels(observed.astype(np.int64), true.astype(np.int64), selected, p, seed, mode)
+
+
+_NAME = re.compile(r"noise-p([0-9.e+-]+)-seed(-?\d+)-(random|wrong)\.npz$")
+
+
 def noisy_labels_for(
     run_dir: str | Path, labels: np.ndarray, p: float, num_classes: int, seed: int, mode: str = "random"
 ) -> NoisyLabels:
     """The persisted noisy labels of ``run_dir`` for (p, seed, mode): drawn and saved atomically the first time, loaded
     afterwards. Fails if the stored true labels differ from ``labels`` (the data changed under the run)."""
     path = noise_file(run_dir, p, seed, mode)
-    labels = np.asarray(labels, dtype=np.int64)
     if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                observed, true, selected = z["observed"], z["true"], z["selected"]
-        except Exception as e:
-            raise DataError(
-                f"{path}: unreadable noisy-label file ({type(e).__name__}); delete it to redraw"
-            ) from None
-        if true.shape != labels.shape or not np.array_equal(true, labels):
-            raise DataError(
-                f"{path}: the stored true labels differ from the current training labels "
-                "(the data configuration changed); use a new run folder"
-            )
-        return NoisyLabels(
-            observed.astype(np.int64), true.astype(np.int64), selected, float(p), int(seed), mode
-        )
+        return load_noisy_labels(path, labels)
     noisy = inject_label_noise(labels, p, num_classes, seed, mode)
     with atomic_open(path, "wb") as f:
         np.savez(f, observed=noisy.observed, true=noisy.true, selected=noisy.selected)

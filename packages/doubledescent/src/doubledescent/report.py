@@ -2,10 +2,15 @@
 
 Definitions (per model and noise level, on the seed-averaged curve over widths):
 - *interpolation threshold*: the first width whose mean train accuracy (on the observed, noisy labels) reaches
-  ``threshold_acc`` (1.0 by default);
+  ``threshold_acc`` (0.999 by default: a tolerance, so one misfit sample out of thousands does not move it);
 - *small-model minimum*: the lowest test loss among widths below the threshold (the classical regime);
-- *peak*: the highest test loss at or after the small-model minimum's width;
+- *peak*: the highest test loss at or after the small-model minimum's width, named relative to the threshold:
+  ``peak_steps_from_threshold`` (grid positions: 0 = at the threshold, +1 = the next width, -1 = the width before) and
+  ``peak_width_over_threshold`` (peak width / threshold width);
 - ``peak_ratio`` = peak / max(small-model minimum, test loss of the widest model): > 1 only for an interior peak.
+
+``metrics.json`` keys are ``<model>_p<noise>_<name>`` for every name of :func:`curve_stats` (e.g.
+``fc_p0.2_peak_ratio``), plus ``units`` and ``threshold_acc``.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import numpy as np
 from tenfold_core.errors import DataError
 from tenfold_core.report import markdown_table, new_figure, write_demo_outputs
 
+from .config import DEFAULT_THRESHOLD_ACC
 from .results import read_results
 
-__all__ = ["aggregate", "curve_stats", "build_report", "write_report"]
+__all__ = ["aggregate", "curve_stats", "build_report", "report_metrics", "write_report"]
 
 _METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "noisy_memorized", "knn_p")
 
@@ -43,11 +49,14 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, float], list[di
             point[m + "_std"] = float(ok.std()) if len(ok) > 1 else 0.0
         point["test_err"] = 1.0 - point["test_acc"]
         point["train_err"] = 1.0 - point["train_acc"]
+        point["test_err_std"], point["train_err_std"] = point["test_acc_std"], point["train_acc_std"]
         curves[(model, noise)].append(point)
     return dict(curves)
 
 
-def curve_stats(curve: Sequence[dict[str, Any]], threshold_acc: float = 1.0) -> dict[str, Any]:
+def curve_stats(
+    curve: Sequence[dict[str, Any]], threshold_acc: float = DEFAULT_THRESHOLD_ACC
+) -> dict[str, Any]:
     """Headline numbers of one seed-averaged curve (see the module docstring)."""
     if not curve:
         raise DataError("empty curve")
@@ -65,7 +74,10 @@ def curve_stats(curve: Sequence[dict[str, Any]], threshold_acc: float = 1.0) -> 
     knn = [c["knn_p"] for c in curve]
     return {
         "threshold_width": widths[thr_idx] if thr_idx is not None else None,
+        "threshold_train_acc": curve[thr_idx]["train_acc"] if thr_idx is not None else math.nan,
         "peak_width": widths[i_peak],
+        "peak_steps_from_threshold": (i_peak - thr_idx) if thr_idx is not None else None,
+        "peak_width_over_threshold": widths[i_peak] / widths[thr_idx] if thr_idx is not None else math.nan,
         "peak_test_loss": float(loss[i_peak]),
         "peak_test_acc": curve[i_peak]["test_acc"],
         "min_small_width": widths[i_min],
@@ -82,41 +94,80 @@ def curve_stats(curve: Sequence[dict[str, Any]], threshold_acc: float = 1.0) -> 
     }
 
 
+def _null_locator():
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
+
+
+def _width_axis(ax, widths, params) -> None:
+    """Log width axis ticked at the actual widths, with a parameter-count axis on top."""
+    ax.set_xscale("log")
+    ax.set_xticks(widths)
+    ax.set_xticklabels([str(w) for w in widths], fontsize=6, rotation=90)
+    ax.xaxis.set_minor_locator(_null_locator())
+    if len(widths) >= 2 and all(b > a for a, b in zip(params, params[1:])):
+        lw, lp = np.log(np.asarray(widths, float)), np.log(np.asarray(params, float))
+
+        def to_params(w):
+            return np.exp(np.interp(np.log(np.clip(w, 1e-9, None)), lw, lp))
+
+        def to_width(q):
+            return np.exp(np.interp(np.log(np.clip(q, 1e-9, None)), lp, lw))
+
+        top = ax.secondary_xaxis("top", functions=(to_params, to_width))
+        idx = sorted({0, len(widths) // 3, (2 * len(widths)) // 3, len(widths) - 1})
+        top.set_xticks([params[i] for i in idx])
+        top.set_xticklabels([f"{params[i]:,}" for i in idx], fontsize=6)
+        top.xaxis.set_minor_locator(_null_locator())
+        top.set_xlabel("parameters", fontsize=7)
+
+
+def _line(ax, curve, key, col, label, style="o-", alpha=1.0):
+    w = [c["width"] for c in curve]
+    y = np.array([c[key] for c in curve], dtype=float)
+    ax.plot(w, y, style, color=col, ms=3, label=label, alpha=alpha)
+    if max(c["seeds"] for c in curve) > 1:  # seed spread: mean +- one standard deviation
+        sd = np.array([c.get(key + "_std", 0.0) for c in curve], dtype=float)
+        ax.fill_between(w, y - sd, y + sd, color=col, alpha=0.15, lw=0)
+
+
 def _plots(curves, stats, title: str):
     colors = ["tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown"]
-    fig = new_figure(11, 4)
+    fig = new_figure(11, 4.4)
     ax_loss, ax_err = fig.subplots(1, 2)
-    fig2 = new_figure(6, 4)
+    fig2 = new_figure(6, 4.4)
     ax_knn = fig2.subplots()
     any_knn = False
+    all_w: dict[int, int] = {}
     for j, ((model, noise), curve) in enumerate(sorted(curves.items(), key=lambda kv: kv[0][1])):
         col = colors[j % len(colors)]
-        w = [c["width"] for c in curve]
         lab = f"{model}, p={noise:g}"
-        ax_loss.plot(w, [c["test_loss"] for c in curve], "o-", color=col, ms=3, label=lab)
-        ax_err.plot(w, [c["test_err"] for c in curve], "o-", color=col, ms=3, label=f"{lab} test")
-        ax_err.plot(w, [c["train_err"] for c in curve], "--", color=col, alpha=0.6, label=f"{lab} train")
-        knn = [c["knn_p"] for c in curve]
-        has_knn = not all(math.isnan(v) for v in knn)
+        all_w.update({c["width"]: c["params"] for c in curve})
+        _line(ax_loss, curve, "test_loss", col, lab)
+        _line(ax_err, curve, "test_err", col, f"{lab} test")
+        _line(ax_err, curve, "train_err", col, f"{lab} train", "--", 0.6)
+        has_knn = not all(math.isnan(c["knn_p"]) for c in curve)
         if has_knn:
             any_knn = True
-            ax_knn.plot(w, knn, "o-", color=col, ms=3, label=f"{lab}: k-NN recovery P")
-            ax_knn.plot(
-                w, [c["noisy_memorized"] for c in curve], ":", color=col, label=f"{lab}: noisy labels fitted"
-            )
+            _line(ax_knn, curve, "knn_p", col, f"{lab}: k-NN recovery P")
+            _line(ax_knn, curve, "noisy_memorized", col, f"{lab}: noisy labels fitted", ":")
         thr = stats[(model, noise)]["threshold_width"]
         if thr is not None:
             for ax in (ax_loss, ax_err, ax_knn) if has_knn else (ax_loss, ax_err):
                 ax.axvline(thr, color=col, ls=":", lw=1)
+    widths = sorted(all_w)
+    seeds = max(c["seeds"] for cv in curves.values() for c in cv)
+    spread = f" (band: +-1 sd over {seeds} seeds)" if seeds > 1 else ""
     for ax, ylab in ((ax_loss, "test loss (cross-entropy)"), (ax_err, "error"), (ax_knn, "fraction")):
-        ax.set_xscale("log")
+        _width_axis(ax, widths, [all_w[w] for w in widths])
         ax.set_xlabel("width (dotted line: interpolation threshold)")
         ax.set_ylabel(ylab)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    ax_loss.set_title(f"{title}: test loss vs width")
-    ax_err.set_title("train / test error vs width")
-    ax_knn.set_title("k-NN on learned features recovers true labels of noisy samples")
+    ax_loss.set_title(f"{title}: test loss vs width{spread}", fontsize=9)
+    ax_err.set_title("train / test error vs width", fontsize=9)
+    ax_knn.set_title("k-NN on learned features recovers true labels of noisy samples", fontsize=9)
     figs = {"double_descent": fig}
     if any_knn:
         figs["knn_recovery"] = fig2
@@ -124,7 +175,7 @@ def _plots(curves, stats, title: str):
 
 
 def build_report(
-    rows: Sequence[dict[str, Any]], title: str = "doubledescent", threshold_acc: float = 1.0
+    rows: Sequence[dict[str, Any]], title: str = "doubledescent", threshold_acc: float = DEFAULT_THRESHOLD_ACC
 ) -> tuple[dict, str, dict]:
     """(stats per (model, noise), report markdown, figures) from result rows."""
     if not rows:
@@ -140,11 +191,13 @@ def build_report(
         )
     cols = [
         "model", "noise", "seeds", "threshold_width", "min_small_width", "min_small_test_loss", "peak_width",
-        "peak_test_loss", "largest_width", "largest_width_test_loss", "peak_ratio", "knn_p_threshold", "knn_p_largest",
+        "peak_steps_from_threshold", "peak_test_loss", "largest_width", "largest_width_test_loss", "peak_ratio",
+        "knn_p_threshold", "knn_p_largest",
     ]  # fmt: skip
     md.append(markdown_table(head, cols, digits=3))
     md.append(
-        "\n*threshold*: first width with train accuracy 1.0 on the noisy labels; *peak_ratio*: peak test loss / "
+        f"\n*threshold*: first width with train accuracy >= {threshold_acc:g} on the noisy labels; "
+        "*peak_steps_from_threshold*: grid positions from the threshold to the peak; *peak_ratio*: peak test loss / "
         "max(small-model minimum, widest model); *knn_p*: fraction of noisy-label training samples whose 5-NN "
         "(cosine, on penultimate features, fitted on the clean samples) predicts their true label.\n"
     )
@@ -170,17 +223,34 @@ def build_report(
     return stats, "\n".join(md), _plots(curves, stats, title)
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None, threshold_acc: float = 1.0) -> dict:
-    """Write ``report.md``, ``metrics.json`` (headline numbers per noise level) and the PNGs for a run folder."""
-    run = Path(run_dir)
-    csv_path = run / "results.csv"
-    if not csv_path.is_file():
-        raise DataError(f"{run}: no results.csv (is this a doubledescent run folder?)")
-    rows = read_results(csv_path)
-    stats, md, figs = build_report(rows, title=f"doubledescent: {run.name}", threshold_acc=threshold_acc)
-    metrics: dict[str, Any] = {"units": len(rows)}
-    for (model, noise), s in stats.items():
+def report_metrics(stats: dict, rows: Sequence[dict[str, Any]], threshold_acc: float) -> dict[str, Any]:
+    """The flat ``metrics.json`` of a sweep: ``<model>_p<noise>_<name>`` for every :func:`curve_stats` name."""
+    metrics: dict[str, Any] = {"units": len(rows), "threshold_acc": float(threshold_acc)}
+    for (model, noise), s in sorted(stats.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         for k, v in s.items():
             metrics[f"{model}_p{noise:g}_{k}"] = v
-    write_demo_outputs(out_dir or run, metrics, md, figs)
+    return metrics
+
+
+def write_report(
+    run_dir: str | Path, out_dir: str | Path | None = None, threshold_acc: float = DEFAULT_THRESHOLD_ACC
+) -> dict:
+    """Write ``report.md``, ``metrics.json`` (headline numbers per noise level) and the PNGs for a run folder."""
+    run = Path(run_dir)
+    if run.is_file():
+        raise DataError(f"{run}: is a file, expected a sweep's run folder (with results.csv)")
+    csv_path = run / "results.csv"
+    if csv_path.is_dir():
+        raise DataError(f"{csv_path}: is a folder, expected the sweep's results file")
+    if not csv_path.is_file():
+        raise DataError(f"{run}: no results.csv (is this a doubledescent run folder?)")
+    out = Path(out_dir) if out_dir else run
+    if out.exists() and not out.is_dir():
+        raise DataError(f"out {out}: is a file, expected a folder")
+    rows = read_results(csv_path)
+    if not rows:
+        raise DataError(f"{csv_path}: no finished units yet")
+    stats, md, figs = build_report(rows, title=f"doubledescent: {run.name}", threshold_acc=threshold_acc)
+    metrics = report_metrics(stats, rows, threshold_acc)
+    write_demo_outputs(out, metrics, md, figs)
     return metrics

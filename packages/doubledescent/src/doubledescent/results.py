@@ -104,29 +104,57 @@ def _parse(path: Path, lineno: int, rec: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _parses(k: str, v: str) -> bool:
+    try:
+        (int if k in _INT else float)(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of ``results.csv`` (typed), skipping a torn last line and duplicate units; [] if there is no file."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a doubledescent results file")
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a doubledescent results file (not UTF-8 text)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    if "\x00" in text:
+        raise DataError(f"{path}: not a doubledescent results file (binary data)")
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     lines = text.splitlines()
     if not lines:
         return []
-    header = next(csv.reader([lines[0]]))
+    try:
+        header = next(csv.reader([lines[0]]))
+    except csv.Error as e:
+        raise DataError(f"{path} line 1: not a CSV header ({e})") from None
     missing = [c for c in ("model", "width", "noise", "seed", "test_loss", "train_acc") if c not in header]
     if missing:
         raise DataError(f"{path}: not a doubledescent results file (missing column(s) {', '.join(missing)})")
     rows, seen = [], set()
-    for i, rec in enumerate(csv.DictReader(lines), start=2):
+    reader = csv.DictReader(lines)
+    for i in range(2, len(lines) + 2):
+        try:
+            rec = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise DataError(f"{path} line {i}: not valid CSV ({e})") from None
         if None in rec or any(v is None for v in rec.values()):
             raise DataError(f"{path} line {i}: expected {len(header)} fields")
         try:
             row = _parse(path, i, rec)
         except ValueError:
-            raise DataError(f"{path} line {i}: a number field does not parse") from None
+            bad = next((k for k in rec if k in _INT | _FLOAT and not _parses(k, rec[k])), "?")
+            raise DataError(f"{path} line {i}: field '{bad}' is not a number ({rec.get(bad)!r})") from None
         key = unit_key(row["model"], row["width"], row["noise"], row["seed"])
         if key in seen:
             continue

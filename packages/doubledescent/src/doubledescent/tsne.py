@@ -1,50 +1,54 @@
-"""t-SNE of the learned features for a few widths (the paper's qualitative figure).
+"""t-SNE of the learned features for a few widths (the paper's qualitative figure), from a sweep's stored units.
 
-Models are not stored by a sweep; the units are retrained from the run folder's settings and persisted noisy labels,
-which reproduces them (each unit is seeded by (seed, width)).
+Every sweep unit is a run folder ``RUN_DIR/units/<kind>-w<width>-p<noise>-s<seed>/`` (``model.safetensors`` +
+``config.json``); this verb loads those, nothing is retrained.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tenfold_core.cli import arg, parse_config
+from tenfold_core.cli import parse_config
 from tenfold_core.errors import DataError
 from tenfold_core.report import new_figure, save_figure
 
+from .config import SweepCommand, TsneCommand
 from .data import load_data
-from .evaluate import extract_features
+from .evaluate import extract_features, load_unit, measure
 from .noise import noisy_labels_for
-from .sweep import SweepConfig, _build
-from .train import resolve_device, train_unit, unit_seed
 
-__all__ = ["TsneConfig", "feature_tsne"]
+__all__ = ["feature_tsne"]
 
 
-@dataclass
-class TsneConfig:
-    run_dir: str = arg(help="a sweep's run folder (with sweep.json)", positional=True)
-    widths: list[int] = arg([4, 16, 128], help="widths to show (the paper: small, threshold, large)")
-    noise: float = arg(0.2, help="noise level")
-    seed: int = arg(0, help="seed")
-    max_points: int = arg(1000, help="embed at most this many training samples (all noisy ones are kept)")
-    out: str | None = arg(None, help="PNG path (default RUN_DIR/tsne_p<noise>_s<seed>.png)")
-
-
-def feature_tsne(cfg: TsneConfig) -> Path:
-    from sklearn.manifold import TSNE
-
-    run = Path(cfg.run_dir)
+def _sweep_config(run: Path) -> SweepCommand:
     meta = run / "sweep.json"
+    if run.is_file():
+        raise DataError(f"{run}: is a file, expected a sweep's run folder")
     if not meta.is_file():
         raise DataError(f"{run}: no sweep.json (is this a doubledescent run folder?)")
-    sweep_cfg = json.loads(meta.read_text(encoding="utf-8"))["config"]
-    scfg = _from_dict(sweep_cfg)
+    try:
+        return parse_config(SweepCommand, json.loads(meta.read_text(encoding="utf-8"))["config"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise DataError(f"{meta}: unreadable sweep settings") from None
+
+
+def feature_tsne(cfg: TsneCommand) -> Path:
+    from sklearn.manifold import TSNE
+
+    from .sweep import unit_name
+
+    run = Path(cfg.run_dir)
+    scfg = _sweep_config(run)
+    units = [run / "units" / unit_name(scfg.model.kind, w, cfg.noise, cfg.seed) for w in cfg.widths]
+    missing = [u.name for u in units if not (u / "model.safetensors").is_file()]
+    if missing:
+        raise DataError(
+            f"{run}: no stored unit(s) {', '.join(missing)} (run the sweep with those widths first)"
+        )
     data = load_data(scfg.data)
     noisy = noisy_labels_for(run, data.y_train, cfg.noise, data.num_classes, cfg.seed, scfg.noise_mode)
     rng = np.random.default_rng(0)
@@ -54,16 +58,11 @@ def feature_tsne(cfg: TsneConfig) -> Path:
     idx = np.sort(np.concatenate([noisy_idx, rng.permutation(clean_idx)[:keep]]))
     fig = new_figure(4.2 * len(cfg.widths), 4.2)
     axes = np.atleast_1d(fig.subplots(1, len(cfg.widths)))
-    for ax, w in zip(axes, cfg.widths):
-        model = _build(scfg, data, w, cfg.seed)
-        res = train_unit(
-            model, data.x_train, noisy.observed, noisy.true, data.x_test, data.y_test, scfg.train,
-            seed=unit_seed(cfg.seed, w), knn_k=scfg.knn_k, knn_metric=scfg.knn_metric,
-            work_dir=run / "units" / f"{scfg.model}-w{w}-p{cfg.noise:g}-s{cfg.seed}",
-        )  # fmt: skip
-        dev = resolve_device(scfg.train.device)
-        x = torch.as_tensor(data.x_train[idx], dtype=torch.float32, device=dev)
-        feats = extract_features(model, x).cpu().numpy().astype(np.float64)
+    for ax, w, udir in zip(axes, cfg.widths, units):
+        model, _ = load_unit(udir)
+        res = measure(model, data, noisy, scfg.knn_k, scfg.knn_metric)
+        x = torch.as_tensor(data.x_train[idx], dtype=torch.float32)
+        feats = extract_features(model, x).numpy().astype(np.float64)
         emb = TSNE(
             n_components=2, init="pca", perplexity=min(30, len(idx) - 1), random_state=0
         ).fit_transform(feats)
@@ -80,18 +79,6 @@ def feature_tsne(cfg: TsneConfig) -> Path:
         f"t-SNE of learned features (colour = true label, x = noisy-label sample), p = {cfg.noise:g}"
     )
     out = Path(cfg.out) if cfg.out else run / f"tsne_p{cfg.noise:g}_s{cfg.seed}.png"
+    if out.is_dir():
+        raise DataError(f"out {out}: is a folder, expected a PNG path")
     return save_figure(fig, out)
-
-
-def _from_dict(d: dict) -> SweepConfig:
-    flat: dict = {}
-
-    def walk(v, prefix=""):
-        for k, x in v.items():
-            if isinstance(x, dict):
-                walk(x, prefix + k + ".")
-            else:
-                flat[prefix + k] = x
-
-    walk(d)
-    return parse_config(SweepConfig, flat)
