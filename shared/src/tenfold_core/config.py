@@ -148,7 +148,9 @@ class TrainConfig:
     val_every_n_epochs: int = arg(1, help="validate every N epochs")
     log_every_n_steps: int = arg(50, help="log training metrics every N steps")
     progress_bar: bool = arg(True, help="show a progress bar")
-    loggers: list[str] = arg(["csv", "tensorboard"], help="any of csv, tensorboard (empty list: none)")
+    loggers: list[str] = arg(
+        ["csv"], help="any of csv, tensorboard (empty list: none); tensorboard costs ~2 s of import per run"
+    )
     export: bool = arg(True, help="write out_dir/model.safetensors and config.json at the end")
 
     def __post_init__(self):
