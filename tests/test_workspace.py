@@ -5,16 +5,16 @@ Members are discovered (shared/ and packages/*), so a package added later is che
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tomllib
+import typing
 import zipfile
 from pathlib import Path
 
+import _members
 import pytest
 import yaml
 
@@ -141,16 +141,132 @@ def test_wheel_builds_with_dependencies(member, wheels):
     assert f"{script_name(member)} =" in entry
 
 
+# ------------------------------------------------------------------------------------- the package template
+TEMPLATE = ["model.py", "config.py", "losses.py", "data.py", "train.py", "evaluate.py", "cli.py", "demo.py"]
+PRESETS = ["demo.yaml", "paper.yaml", "tiny.yaml"]
+
+
 @pytest.mark.parametrize("member", PACKAGES, ids=ids(PACKAGES))
-def test_demo_writes_outputs(member, tmp_path):
-    exe = BIN / member.name
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
-    r = subprocess.run(
-        [str(exe), "demo", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, env=env
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics and all(isinstance(v, (int, float, str, bool)) or v is None for v in metrics.values())
-    assert any(isinstance(v, float) for v in metrics.values())
-    assert (tmp_path / "report.md").read_text().strip()
-    assert list(tmp_path.glob("*.png"))
+def test_package_template(member):
+    src = member / "src" / member.name
+    missing = [f for f in TEMPLATE if not (src / f).is_file()]
+    missing += [f"configs/{f}" for f in PRESETS if not (member / "configs" / f).is_file()]
+    assert not missing, f"{member.name} lacks {', '.join(missing)}"
+    for f in PRESETS:  # a preset maps verb names to that verb's config mapping
+        data = yaml.safe_load((member / "configs" / f).read_text()) or {}
+        assert isinstance(data, dict) and all(isinstance(v, dict) or v is None for v in data.values()), f
+
+
+def _print_config(app, verb: str, extra: list[str], capsys) -> str:
+    capsys.readouterr()
+    app.run([verb, *extra, "--print-config"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("member", PACKAGES, ids=ids(PACKAGES))
+def test_every_verb_print_config_round_trips_through_config(member, tmp_path, capsys):
+    """`X verb [--preset P] --print-config` > f.yaml; `X verb --config f.yaml --print-config` prints the same."""
+    app = _members.app_of(member.name)
+    assert app.package == member.name, f"{member.name}: App(..., package={member.name!r}) enables --preset"
+    tiny, demo = _members.preset_sections(member, "tiny"), _members.preset_sections(member, "demo")
+    checked = []
+    for verb, cmd in app.commands.items():
+        preset = ["--preset", "tiny"] if verb in tiny else ["--preset", "demo"] if verb in demo else []
+        pos = ["placeholder"] * len(_members.required_positionals(cmd.config))
+        first = _print_config(app, verb, [*pos, *preset], capsys)
+        f = tmp_path / f"{verb}.yaml"
+        f.write_text(first)
+        again = _print_config(app, verb, ["--config", str(f)], capsys)
+        assert yaml.safe_load(again) == yaml.safe_load(first), (
+            f"{member.name} {verb}: --config does not round-trip"
+        )
+        checked.append(verb)
+    assert "demo" in checked
+
+
+@pytest.mark.parametrize("member", PACKAGES, ids=ids(PACKAGES))
+def test_training_verbs_share_the_core_config_keys(member):
+    from tenfold_core.config import OptimConfig, TrainConfig
+
+    app = _members.app_of(member.name)
+    assert app.training_verbs, f"{member.name}: no verb is registered with trains=True"
+    for verb in app.training_verbs:
+        cls = app.commands[verb].config
+        hints = typing.get_type_hints(cls)
+        assert issubclass(hints.get("train", object), TrainConfig), (
+            f"{verb}: needs a 'train: TrainConfig' section"
+        )
+        assert issubclass(hints.get("optim", object), OptimConfig), (
+            f"{verb}: needs an 'optim: OptimConfig' section"
+        )
+        keys = {k for k, _, _ in _members.leaf_fields(cls)}
+        for k in ("train.max_epochs", "train.devices", "train.strategy", "train.out_dir", "optim.lr"):
+            assert k in keys, f"{member.name} {verb}: no --{k}"
+        assert not {"train.epochs", "train.device"} & keys
+
+
+# ----------------------------------------------------------------------------------- lighter installs (wheels)
+HEAVY = {"numba", "textattack", "nltk", "sacrebleu"}
+
+
+def _wheel_requires(wheels: Path) -> dict[str, list[str]]:
+    out = {}
+    for whl in wheels.glob("*.whl"):
+        with zipfile.ZipFile(whl) as z:
+            md = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        name = next(line.split(":", 1)[1].strip() for line in md.splitlines() if line.startswith("Name:"))
+        out[_req_name(name)] = [
+            line.split(":", 1)[1].strip() for line in md.splitlines() if line.startswith("Requires-Dist:")
+        ]
+    return out
+
+
+def workspace_closure(requires: dict[str, list[str]], roots: list) -> set[str]:
+    """Third-party distributions named by ``roots`` (with their extras), following workspace wheels recursively."""
+    from packaging.requirements import Requirement
+
+    seen, third = set(), set()
+    todo = [r if isinstance(r, tuple) else (r, frozenset()) for r in roots]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        for line in requires[name]:
+            req = Requirement(line)
+            if req.marker is not None and not any(
+                req.marker.evaluate({"extra": e}) for e in (extras or {""})
+            ):
+                continue
+            dep = _req_name(req.name)
+            if dep in requires:
+                todo.append((dep, frozenset(req.extras)))
+            else:
+                third.add(dep)
+    return third
+
+
+def test_funet_install_pulls_no_text_spiking_or_attack_extras(wheels):
+    """`pip install ./shared ./packages/funet` installs none of numba, textattack, nltk, sacrebleu (wheel metadata)."""
+    requires = _wheel_requires(wheels)
+    third = workspace_closure(requires, ["tenfold-core", "tenfold-funet"])
+    assert "torch" in third and not HEAVY & third, sorted(HEAVY & third)
+    # the extras do bring them (so the closure above would see them if funet asked for an extra)
+    assert "numba" in workspace_closure(requires, [("tenfold-core", frozenset({"spiking"}))])
+    assert {"textattack", "nltk"} <= workspace_closure(requires, [("tenfold-core", frozenset({"attack"}))])
+
+
+def test_funet_install_resolves_without_heavy_packages(tmp_path):
+    """The same, fully resolved (third-party transitive dependencies too) with `uv pip compile`."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH")
+    req = tmp_path / "req.in"
+    req.write_text(f"{ROOT / 'shared'}\n{ROOT / 'packages' / 'funet'}\n")
+    r = subprocess.run([uv, "pip", "compile", str(req), "--python", sys.executable, "--no-header", "-q"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    if r.returncode != 0 and ("network" in r.stderr.lower() or "connect" in r.stderr.lower()):
+        pytest.skip(f"no package index reachable: {r.stderr.strip().splitlines()[-1]}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = {_req_name(line) for line in r.stdout.splitlines() if line and not line.startswith((" ", "#"))}
+    assert "torch" in names and not HEAVY & names, sorted(HEAVY & names)
