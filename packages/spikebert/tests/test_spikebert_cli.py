@@ -91,7 +91,7 @@ def test_stage1_architecture_mismatch_and_headless_teacher_are_clear_errors(runs
               "--model.dim", "32", "--train.out_dir", str(tmp_path / "x")])  # fmt: skip
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "stage-1 weights do not fit" in err and "Traceback" not in err
+    assert ("do not fit" in err or "shape mismatch" in err) and "Traceback" not in err
     # an encoder without a fine-tuned head as the stage-2 teacher is refused
     enc = tmp_path / "encoder"
     from transformers import AutoModel
@@ -165,7 +165,10 @@ def test_help_and_print_config_are_cheap(capsys):
     code = "import sys; from spikebert.cli import app; assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-500:]
-    with pytest.raises(SystemExit):
-        main(["distill-task", "--preset", "paper", "--print-config"])
+    try:
+        rc = main(["distill-task", "--preset", "paper", "--print-config"])
+    except SystemExit as e:
+        rc = e.code
+    assert rc in (0, None)
     out = capsys.readouterr().out
     assert "qk_scale: paper" in out and "teacher:" in out

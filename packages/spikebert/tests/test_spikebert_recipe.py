@@ -20,10 +20,16 @@ def test_distilled_student_is_close_to_the_teacher_and_above_direct(tmp_path):
     P = lambda verb, **o: load_preset("spikebert", "demo", verb, o)  # noqa: E731
     pretrain_teacher(P("pretrain-teacher", **{"train.out_dir": str(tmp_path / "mlm")}))
     t = finetune_teacher(
-        P("finetune-teacher", **{"model.name": str(tmp_path / "mlm" / "teacher"), "train.out_dir": str(tmp_path / "t")})
+        P(
+            "finetune-teacher",
+            **{"model.name": str(tmp_path / "mlm" / "teacher"), "train.out_dir": str(tmp_path / "t")},
+        )
     )
     s = distill_task(
-        P("distill-task", **{"teacher.name": str(tmp_path / "t" / "teacher"), "train.out_dir": str(tmp_path / "s")})
+        P(
+            "distill-task",
+            **{"teacher.name": str(tmp_path / "t" / "teacher"), "train.out_dir": str(tmp_path / "s")},
+        )
     )
     d = train_direct(P("train-direct", **{"train.out_dir": str(tmp_path / "d")}))
     assert t["test_accuracy"] > 0.9

@@ -327,17 +327,15 @@ class DistillTaskConfig:
     init: str | None = arg(
         None, help="stage-1 run folder or weights file (loaded strictly); null: from scratch"
     )
+    init_partial: bool = arg(
+        False,
+        help="load only the stage-1 tensors whose names and shapes fit (the official strict=False load)",
+    )
     data: DataConfig = arg(factory=DataConfig)
     loss: TaskLossConfig = arg(factory=TaskLossConfig)
     rate_reg: RateRegConfig = arg(factory=RateRegConfig)
     train: TrainConfig = arg(factory=lambda: _train("runs/spikebert/stage2", "val_acc", "max", 30))
     optim: OptimConfig = arg(factory=lambda: OptimConfig(lr=5e-4, weight_decay=5e-3, schedule="cosine"))
-
-    def __post_init__(self):
-        if not self.teacher.name:
-            raise ValueError(
-                "teacher.name is required (the fine-tuned teacher: a finetune-teacher run folder)"
-            )
 
 
 @dataclass

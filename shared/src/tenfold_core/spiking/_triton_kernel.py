@@ -65,7 +65,7 @@ if AVAILABLE:
             s = (h >= vth).to(tl.float32)
             tl.store(s_ptr + idx, s.to(s_ptr.dtype.element_ty), mask=mask)
             if STORE_H:
-                tl.store(h_ptr + idx, h, mask=mask)
+                tl.store(h_ptr + idx, h.to(h_ptr.dtype.element_ty), mask=mask)
             if HARD:
                 v = s * vr + (1.0 - s) * h
             else:
@@ -102,7 +102,7 @@ if AVAILABLE:
         for i in range(T):
             t = T - 1 - i
             idx = t * row + offs
-            h = tl.load(h_ptr + idx, mask=mask, other=0.0)
+            h = tl.load(h_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             z = h - vth
             if SID == 0:
                 sgm = 1.0 / (1.0 + tl.exp(-(z * c1)))
@@ -138,21 +138,31 @@ if AVAILABLE:
         tl.store(gv0_ptr + offs, carry.to(gv0_ptr.dtype.element_ty), mask=mask)
 
 
+def _device(t: torch.Tensor):
+    """Launch on the tensor's GPU (Triton launches on the current device otherwise)."""
+    import contextlib
+
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+
+
 class _FusedTriton(torch.autograd.Function):
-    """Fused multi-step neuron on CUDA (Triton). Saves only ``H`` (fp32) for backward."""
+    """Fused multi-step neuron on CUDA (Triton). Saves only ``H`` for backward, in the input dtype (half the bytes
+    under fp16/bf16; arithmetic is fp32 in registers either way; the backward's reset indicator then reads the
+    rounded ``H``, which can differ from the forward spike only within one rounding step of the threshold)."""
 
     @staticmethod
     def forward(ctx, x2d, v0, cfg, return_v, need_grad):
         mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = cfg
         T, N = x2d.shape
         s = torch.empty_like(x2d)
-        h = torch.empty((T, N), device=x2d.device, dtype=torch.float32) if need_grad else s
+        h = torch.empty((T, N), device=x2d.device, dtype=x2d.dtype) if need_grad else s
         v = torch.empty_like(x2d) if return_v else s
         grid = (triton.cdiv(N, BLOCK),)
-        _lif_fwd_kernel[grid](
-            x2d, v0 if v0 is not None else x2d, s, h, v, N, T, tau, vth, vr,
-            MODE=mode, HARD=hard, HAS_V0=v0 is not None, STORE_H=need_grad, STORE_V=return_v, BLOCK=BLOCK,
-        )  # fmt: skip
+        with _device(x2d):
+            _lif_fwd_kernel[grid](
+                x2d, v0 if v0 is not None else x2d, s, h, v, N, T, tau, vth, vr,
+                MODE=mode, HARD=hard, HAS_V0=v0 is not None, STORE_H=need_grad, STORE_V=return_v, BLOCK=BLOCK,
+            )  # fmt: skip
         ctx.cfg, ctx.return_v, ctx.has_v0, ctx.x_dtype = cfg, return_v, v0 is not None, x2d.dtype
         if need_grad:
             ctx.save_for_backward(h)
@@ -169,10 +179,11 @@ class _FusedTriton(torch.autograd.Function):
         g_x = torch.empty((T, N), device=h.device, dtype=ctx.x_dtype)
         g_v0 = torch.empty((N,), device=h.device, dtype=ctx.x_dtype)
         grid = (triton.cdiv(N, BLOCK),)
-        _lif_bwd_kernel[grid](
-            h, g_s, g_v, g_x, g_v0, N, T, vth, vr, gin, gcarry, c1, c2,
-            HARD=hard, DETACH=detach, SID=sid, HAS_GV=has_gv, BLOCK=BLOCK,
-        )  # fmt: skip
+        with _device(h):
+            _lif_bwd_kernel[grid](
+                h, g_s, g_v, g_x, g_v0, N, T, vth, vr, gin, gcarry, c1, c2,
+                HARD=hard, DETACH=detach, SID=sid, HAS_GV=has_gv, BLOCK=BLOCK,
+            )  # fmt: skip
         return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
 
 
