@@ -1,53 +1,49 @@
-"""Packed full-batch training of many SimpleFC widths vs one model at a time (same maths; see the README).
+"""Packed full-batch training of many SimpleFC widths vs one unit at a time through ``tenfold_core.train.fit``
+(same config, same maths; see the README). Prints the wall-time ratio, measured side by side in one process.
 
 OMP_NUM_THREADS=1 python packages/doubledescent/bench/packed_vs_loop.py [--epochs 200]
 """
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from doubledescent import DataConfig, SimpleFC, TrainSettings, load_data, train_packed_fc, train_unit
-from doubledescent.demo import DEMO_WIDTHS
+from doubledescent.data import load_data
+from doubledescent.demo import DemoCommand, demo_sweep_config
 from doubledescent.noise import inject_label_noise
-from doubledescent.train import unit_seed
+from doubledescent.train import fit_unit, train_packed
+
+from tenfold_core.cli import load_preset
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=200)
     a = ap.parse_args()
-    d = load_data(DataConfig(name="digits", n_train=500))
-    nz = inject_label_noise(d.y_train, 0.2, 10, 0)
-    s = TrainSettings(
-        optimizer="adam", lr=1e-2, batch_size=0, epochs=a.epochs, schedule="constant", device="cpu"
-    )
-
-    def models():
-        out = []
-        for w in DEMO_WIDTHS:
-            torch.manual_seed(unit_seed(0, w))
-            out.append(SimpleFC(w, 64, 10))
-        return out
-
-    warm = TrainSettings(optimizer="adam", lr=1e-2, batch_size=0, epochs=2, schedule="constant", device="cpu")
-    train_unit(
-        SimpleFC(4, 64, 10), d.x_train, nz.observed, nz.true, d.x_test, d.y_test, warm
-    )  # imports, caches
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp())
+    cfg = demo_sweep_config(DemoCommand(progress=False), tmp / "run")
+    cfg = load_preset("doubledescent", "demo", "sweep", {"train.out_dir": str(tmp), "train.max_epochs": a.epochs,
+                                                         "progress": False}, config=type(cfg))  # fmt: skip
+    data = load_data(cfg.data)
+    nz = inject_label_noise(data.y_train, 0.2, 10, 0)
+    fit_unit(cfg, data, nz, 4, tmp / "warm", tmp / "n.npz", seed=0)  # imports, caches
     t = time.perf_counter()
-    alone = [train_unit(m, d.x_train, nz.observed, nz.true, d.x_test, d.y_test, s) for m in models()]
+    alone = [fit_unit(cfg, data, nz, w, tmp / f"w{w}", tmp / "n.npz", seed=0)[1] for w in cfg.widths]
     t_alone = time.perf_counter() - t
     t = time.perf_counter()
-    packed = train_packed_fc(models(), d.x_train, nz.observed, nz.true, d.x_test, d.y_test, s)
+    packed = [r for _, r in train_packed(cfg, data, nz, cfg.widths, seed=0)]
     t_packed = time.perf_counter() - t
-    diff = max(abs(a["test_loss"] - b["test_loss"]) for a, b in zip(alone, packed))
+    diff = max(abs(x["test_loss"] - y["test_loss"]) for x, y in zip(alone, packed))
     print(
-        f"{len(DEMO_WIDTHS)} widths x {a.epochs} full-batch Adam steps on digits (n=500), threads={torch.get_num_threads()}"
+        f"{len(cfg.widths)} widths x {a.epochs} full-batch Adam steps on digits (n={data.n_train}), threads=1"
     )
-    print(f"one at a time: {t_alone:7.2f} s")
+    print(f"fit, one unit at a time: {t_alone:7.2f} s")
     print(
-        f"packed:        {t_packed:7.2f} s   speed-up x{t_alone / t_packed:.2f}   max |test-loss diff| {diff:.2e}"
+        f"packed engine:           {t_packed:7.2f} s   speed-up x{t_alone / t_packed:.2f}   max |test-loss diff| {diff:.2e}"
     )
     print("test loss per width:", np.round([r["test_loss"] for r in packed], 3).tolist())
 

@@ -53,4 +53,6 @@ def test_shared_train_keys(capsys):
         app.run(["sweep", "--train.epochs", "5", "--print-config"])
     from doubledescent import SweepCommand
 
-    assert "epochs" not in SweepCommand.__dataclass_fields__["train"].type  # no private TrainSettings any more
+    assert (
+        "epochs" not in SweepCommand.__dataclass_fields__["train"].type
+    )  # no private TrainSettings any more
