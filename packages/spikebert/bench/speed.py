@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import torch
-from spikebert import SpikeBERT, SpikeBertConfig
+from spikebert import NeuronConfig, SpikeBERT, SpikeBertConfig
 
 from tenfold_core.models import tiny_bert_config
 
@@ -33,7 +33,15 @@ def main() -> None:
     for backend in ("auto", "reference"):
         for T in (4, 1):
             m = SpikeBERT(
-                SpikeBertConfig(vocab_size=V, dim=D, depth=depth, num_heads=8, time_steps=T, backend=backend)
+                SpikeBertConfig(
+                    vocab_size=V,
+                    dim=D,
+                    depth=depth,
+                    num_heads=8,
+                    num_labels=2,
+                    time_steps=T,
+                    neuron=NeuronConfig(backend=backend),
+                )  # fmt: skip
             )
 
             def step(m=m):

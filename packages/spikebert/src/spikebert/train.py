@@ -54,7 +54,7 @@ from tenfold_core.errors import ConfigError, ModelLoadError
 from tenfold_core.io import write_json
 from tenfold_core.spiking import Heaviside
 from tenfold_core.spiking.neuron import _MultiStepNeuron
-from tenfold_core.train import TenfoldModule, fit
+from tenfold_core.train import TenfoldModule, fit, seed_everything
 
 __all__ = [
     "MLMModule",
@@ -459,6 +459,7 @@ def pretrain_teacher(cfg: PretrainTeacherConfig) -> dict[str, Any]:
     from transformers import BertForMaskedLM
 
     _check_monitor(cfg.train, ("val_loss",))
+    seed_everything(cfg.train.seed)  # the model's initialisation follows train.seed, whatever ran before
     synthetic = cfg.data.corpus == "synthetic"
     texts = list(iter_corpus(cfg.data))
     if cfg.model.name == "tiny":
@@ -501,6 +502,7 @@ def pretrain_teacher(cfg: PretrainTeacherConfig) -> dict[str, Any]:
 def finetune_teacher(cfg: FinetuneTeacherConfig) -> dict[str, Any]:
     """Stage 0: fine-tune a BERT-family classifier; the best dev epoch is saved to ``OUT/teacher``."""
     _check_monitor(cfg.train, ("val_acc", "val_mcc", "val_loss"))
+    seed_everything(cfg.train.seed)  # the model's initialisation follows train.seed, whatever ran before
     data = load_task_data(cfg.data)
     synthetic = cfg.data.data == "synthetic"
     if cfg.model.name == "tiny":
@@ -541,6 +543,7 @@ def finetune_teacher(cfg: FinetuneTeacherConfig) -> dict[str, Any]:
 def distill_pretrain(cfg: DistillPretrainConfig) -> dict[str, Any]:
     """Stage 1: distil the frozen pre-trained teacher's hidden states into the student on unlabelled text."""
     _check_monitor(cfg.train, ("val_loss",))
+    seed_everything(cfg.train.seed)  # the model's initialisation follows train.seed, whatever ran before
     synthetic = cfg.data.corpus == "synthetic"
     tok_texts = list(iter_corpus(cfg.data)) if cfg.teacher.name == "tiny" and not synthetic else []
     teacher, tok = _teacher(cfg.teacher, tok_texts, cfg.data, None, False, synthetic, cfg.data.max_length)
@@ -575,6 +578,7 @@ def distill_pretrain(cfg: DistillPretrainConfig) -> dict[str, Any]:
 def distill_task(cfg: DistillTaskConfig) -> dict[str, Any]:
     """Stage 2: task distillation from the fine-tuned teacher (optionally from stage-1 weights)."""
     _check_monitor(cfg.train, ("val_acc", "val_mcc", "val_loss"))
+    seed_everything(cfg.train.seed)  # the model's initialisation follows train.seed, whatever ran before
     if not cfg.teacher.name:
         raise ConfigError(
             "--teacher.name is required (the fine-tuned teacher: a finetune-teacher run folder)"
@@ -629,6 +633,7 @@ def _partial_load(model: SpikeBERT, init: str) -> dict[str, int]:
 def train_direct(cfg: TrainDirectConfig) -> dict[str, Any]:
     """The directly trained baseline: the same student, cross-entropy only, no teacher."""
     _check_monitor(cfg.train, ("val_acc", "val_mcc", "val_loss"))
+    seed_everything(cfg.train.seed)  # the model's initialisation follows train.seed, whatever ran before
     data = load_task_data(cfg.data)
     tok = build_tokenizer(
         cfg.tokenizer,
