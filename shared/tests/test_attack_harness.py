@@ -254,18 +254,30 @@ def test_embedding_synonyms_from_files_and_cache(tmp_path, monkeypatch):
     np.save(tmp_path / "m.npy", m)
     (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
     s2 = EmbeddingSynonyms.from_npy(tmp_path / "m.npy", tmp_path / "vocab.txt", k=2, cache_dir=tmp_path / "c")
-    assert (
-        s2.cache_path == s.cache_path and s.cache_path.is_file()
-    )  # same matrix, vocabulary and K: one table
+    assert s2.candidates("good") == ["great", "awful"] and s2.cache_path.is_file()
+    EmbeddingSynonyms(m, words, k=2, cache_dir=tmp_path / "c")  # a matrix-keyed table
 
     def boom(self):
         raise AssertionError("the cached table should have been used")
 
     monkeypatch.setattr(EmbeddingSynonyms, "_compute", boom)
+    # files unchanged: their digest finds the cached table
+    again = EmbeddingSynonyms.from_npy(
+        tmp_path / "m.npy", tmp_path / "vocab.txt", k=2, cache_dir=tmp_path / "c"
+    )
+    assert again.cache_path == s2.cache_path and again.candidates("bad") == ["awful", "great"]
+    assert (
+        EmbeddingSynonyms.from_vectors_file(glove, k=2, cache_dir=tmp_path / "c").cache_path == s.cache_path
+    )
     assert EmbeddingSynonyms(m, words, k=2, cache_dir=tmp_path / "c").candidates("good") == ["great", "awful"]
     assert EmbeddingSynonyms(m, words, k=2, min_sim=0.5, cache_dir=tmp_path / "c").candidates("good") == [
         "great"
     ]
+    monkeypatch.undo()
+    glove.write_text(glove.read_text() + "fine 0.95 0.05\n")  # another file: another key
+    assert (
+        EmbeddingSynonyms.from_vectors_file(glove, k=2, cache_dir=tmp_path / "c").cache_path != s.cache_path
+    )
     bad = tmp_path / "bad.txt"
     bad.write_text("good 1 0\nbad 1\n")
     with pytest.raises(DataError, match="bad.txt line 2"):
@@ -353,3 +365,34 @@ def _splits(rest: str, pieces: set, n: int) -> bool:
     if n == 0:
         return rest == ""
     return any(rest.startswith(p) and _splits(rest[len(p) :], pieces, n - 1) for p in pieces)
+
+
+def test_from_npy_drops_non_word_tokens(tmp_path):
+    m = np.array([[1, 0], [0.99, 0.01], [0.98, 0.02], [0.97, 0.03], [0.9, 0.1], [0, 1]], dtype=np.float32)
+    words = ["love", "?", "<unk>", "1999", "adore", "hate"]
+    np.save(tmp_path / "m.npy", m)
+    (tmp_path / "v.txt").write_text("\n".join(words) + "\n")
+    s = EmbeddingSynonyms.from_npy(tmp_path / "m.npy", tmp_path / "v.txt", k=3, cache=False)
+    assert s.candidates("love") == ["adore", "hate"]  # "?", "<unk>", "1999" are never candidates
+    assert s.words == ["love", "adore", "hate"]
+    raw = EmbeddingSynonyms.from_npy(
+        tmp_path / "m.npy", tmp_path / "v.txt", k=3, cache=False, words_only=False
+    )
+    assert raw.candidates("love") == ["?", "<unk>", "1999"]  # the old behaviour, on request
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_blocked_topk_matches_brute_force(metric):
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(300, 8)).astype(np.float32)
+    words = [f"w{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(300)]
+    s = EmbeddingSynonyms(m, words, k=5, metric=metric, cache=False)
+    small = s._compute(max_block_elems=7 * 300)  # blocks of 7 rows
+    if metric == "cosine":
+        x = m / np.linalg.norm(m, axis=1, keepdims=True)
+        score = x @ x.T
+    else:
+        score = -((m[:, None, :] - m[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(score, -np.inf)
+    ref = np.argsort(-score, axis=1, kind="stable")[:, :5]
+    assert np.array_equal(small[0], ref) and np.array_equal(s.neighbours, ref)

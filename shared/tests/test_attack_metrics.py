@@ -35,7 +35,24 @@ def test_fixed_record_file_metrics_match_hand_computed_values():
     table = summary_table({"fixture": recs})
     assert "| fixture | 10 | 80.00 | 30.00 | 62.50 | 106.25 | 23.00 |" in table
     report = summary_report({"fixture": recs}, AttackProtocol("pwws"))
-    assert report.startswith("Protocol: recipe=pwws; K=50") and report.endswith(table)
+    assert report.startswith(table)
+    assert "- fixture: recipe=pwws; K=50" in report and "attacked 10 of 1000 requested examples" in report
+
+
+def test_summary_report_one_row_and_protocol_per_recipe():
+    recs = read_records(FIXTURE)
+    report = summary_report(
+        {"textfooler": recs, "pwws": recs[:6]}, AttackProtocol("textfooler", n_examples=10)
+    )
+    rows = [ln for ln in report.splitlines() if ln.startswith("| textfooler") or ln.startswith("| pwws")]
+    assert len(rows) == 2
+    assert "- textfooler: recipe=textfooler" in report and "- pwws: recipe=pwws" in report
+    assert "attacked 6 of 10 requested" in report
+    protos = {"a": AttackProtocol("textbugger", similarity_threshold=0.7), "b": AttackProtocol("pwws")}
+    rep = summary_report({"a": recs, "b": recs}, protos)
+    assert "- a: recipe=textbugger" in rep and "sim>=0.7000" in rep and "- b: recipe=pwws" in rep
+    with pytest.raises(ConfigError):
+        summary_report({"c": recs}, protos)
 
 
 def test_partial_last_line_is_ignored_and_repaired(tmp_path):

@@ -40,6 +40,7 @@ from tenfold_core.attack.similarity import (  # noqa: E402
     UniversalSentenceEncoder,
     WordVectorMeanEncoder,
     angular_similarity,
+    calibrate_threshold,
     default_encoder,
 )
 from tenfold_core.attack.stopwords import STOPWORDS  # noqa: E402
@@ -51,6 +52,7 @@ from tenfold_core.attack.synonyms import (  # noqa: E402
     WordNetSynonyms,
 )
 from tenfold_core.attack.text import WordText, num_words  # noqa: E402
+from tenfold_core.attack.toy import sentiment_synonyms  # noqa: E402
 from tenfold_core.attack.victim import (  # noqa: E402
     EnsembleVictim,
     EOTVictim,
@@ -86,6 +88,7 @@ __all__ = [
     "angular_similarity",
     "as_victim",
     "cache_dir",
+    "calibrate_threshold",
     "default_encoder",
     "get_recipe",
     "import_textattack",
@@ -96,6 +99,7 @@ __all__ = [
     "read_records",
     "run_attack",
     "sample_examples",
+    "sentiment_synonyms",
     "summarize",
     "summary_report",
     "summary_table",

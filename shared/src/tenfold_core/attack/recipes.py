@@ -127,6 +127,8 @@ class AttackProtocol:
             f"budget={self.query_factor}x#words" if self.query_factor else "budget=none",
             f"examples={self.n_examples} with >{self.min_words - 1} words, seed {self.seed}",
         ]
+        if self.extra.get("similarity_calibration"):
+            parts.append(f"threshold calibration: {self.extra['similarity_calibration']}")
         if synonyms is not None:
             parts.append(f"synonyms={synonyms.describe() if hasattr(synonyms, 'describe') else synonyms}")
         if encoder is not None:

@@ -200,11 +200,37 @@ def summary_table(rows: Mapping[str, Sequence[Mapping]] | Sequence[Mapping], dig
 
 def summary_report(
     rows: Mapping[str, Sequence[Mapping]],
-    protocol: AttackProtocol,
+    protocol: AttackProtocol | Mapping[str, AttackProtocol],
     synonyms=None,
     encoder=None,
     digits: int = 2,
 ) -> str:
-    """The protocol line (synonym source and K, rho_max, encoder and threshold, budget, example filter, seed) and
-    the summary table: numbers are only comparable under the same protocol."""
-    return f"Protocol: {protocol.describe(synonyms, encoder)}\n\n" + summary_table(rows, digits)
+    """One row per recipe, and under the table one protocol line per recipe (recipe, synonym source and K, rho_max,
+    encoder and the similarity threshold used, budget, example filter and seed) plus the number of examples attacked
+    of those requested: numbers are only comparable under the same protocol.
+
+    ``protocol`` is one :class:`AttackProtocol` (its recipe is replaced by each row's name when that names a recipe)
+    or a mapping ``{row name: protocol}``."""
+    import dataclasses
+
+    from tenfold_core.attack.recipes import RECIPES, get_recipe
+
+    lines = []
+    for name, recs in rows.items():
+        if isinstance(protocol, Mapping):
+            if name not in protocol:
+                raise ConfigError(f"summary_report: no protocol for row {name!r}")
+            proto = protocol[name]
+        else:
+            proto = protocol
+            try:
+                recipe = get_recipe(name).name
+            except ConfigError:
+                recipe = None
+            if recipe in RECIPES and recipe != proto.recipe_spec.name:
+                proto = dataclasses.replace(proto, recipe=recipe)
+        n = len(recs) if not isinstance(recs, Mapping) else recs.get("n")
+        lines.append(
+            f"- {name}: {proto.describe(synonyms, encoder)}; attacked {n} of {proto.n_examples} requested examples"
+        )
+    return summary_table(rows, digits) + "\nProtocol per row:\n" + "\n".join(lines) + "\n"

@@ -154,17 +154,18 @@ class GreedyWordSwapAttack:
         if wir == "weighted-saliency":
             sal = np.exp(scores - scores.max()) if len(scores) else scores
             sal = sal / sal.sum() if len(sal) else sal
-            deltas = []
-            for i in idx:
-                if over:
-                    deltas += [0.0] * (len(sal) - len(deltas))
-                    break
-                cands, _ = self.transformations(init, original, i)
-                if not cands:
-                    deltas.append(0.0)
-                    continue
-                s, _, over = yield from q.query(cands)
-                deltas.append(float(s.max()) if len(s) else 0.0)
+            # every word's candidates scored in ONE victim call (TextAttack queries word by word); the budget cut
+            # of the concatenated list equals the word-by-word cuts, so statuses and query counts are unchanged
+            deltas = [0.0] * len(sal)
+            if not over:
+                per_word = [self.transformations(init, original, i)[0] for i in idx]
+                flat = [c for cands in per_word for c in cands]
+                s, _, over = yield from q.query(flat)
+                at = 0
+                for j, cands in enumerate(per_word):
+                    part = s[at : at + len(cands)]
+                    at += len(cands)
+                    deltas[j] = float(part.max()) if len(part) else 0.0
             scores = sal * np.asarray(deltas[: len(sal)])
         # TextAttack: np.array(indices)[(-scores).argsort()] (numpy's default quicksort, not stable)
         order = np.asarray(idx)[: len(scores)][(-np.asarray(scores)).argsort()]

@@ -35,6 +35,7 @@ __all__ = [
     "angular_similarity",
     "cosine_similarity",
     "default_encoder",
+    "calibrate_threshold",
     "USE_THRESHOLD",
 ]
 
@@ -247,3 +248,75 @@ class SimilarityConstraint:
         w = f"window {self.window}" if self.window else "whole text"
         ref = "original" if self.compare_against_original else "previous text"
         return f"{self.encoder.name} {self.metric} >= {self.threshold:.4f} ({w}, vs {ref})"
+
+
+def calibrate_threshold(
+    encoder: SentenceEncoder,
+    texts: Sequence[str],
+    synonyms,
+    *,
+    target_pass_rate: float | None = None,
+    reference_encoder: SentenceEncoder | None = None,
+    reference_threshold: float = USE_THRESHOLD,
+    window: int | None = 15,
+    metric: str = "angular",
+    n_swaps: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Choose a similarity threshold for ``encoder`` (0.8408 is calibrated for USE only).
+
+    Draws ``n_swaps`` single-word synonym swaps from ``texts`` (a random word that has candidates in ``synonyms``,
+    a random candidate), scores each swap's window (``window`` words around it; whole texts with None) against the
+    original, and returns the threshold at which the wanted fraction of swaps passes: ``target_pass_rate`` if given,
+    else the fraction that ``reference_encoder`` (e.g. USE) passes at ``reference_threshold``. Returns
+    ``{"threshold", "pass_rate", "n_swaps", "method"}``; put the threshold in ``AttackProtocol.similarity_threshold``
+    and ``method`` in ``AttackProtocol.extra["similarity_calibration"]`` so every report names it."""
+    import random as _random
+
+    if (target_pass_rate is None) == (reference_encoder is None):
+        raise ConfigError("calibrate_threshold: give exactly one of target_pass_rate or reference_encoder")
+    if target_pass_rate is not None and not 0 < target_pass_rate <= 1:
+        raise ConfigError(f"calibrate_threshold: target_pass_rate must be in (0, 1], got {target_pass_rate}")
+    rng = _random.Random(seed)
+    pool = [WordText.from_text(t) for t in texts if t.strip()]
+    pairs: list[tuple[str, str]] = []
+    tries = 0
+    while pool and len(pairs) < n_swaps and tries < 20 * n_swaps:
+        tries += 1
+        wt = rng.choice(pool)
+        i = rng.randrange(len(wt))
+        cands = synonyms.candidates_in_context(wt, i)
+        if not cands:
+            continue
+        new = wt.replace(i, rng.choice(cands))
+        if window:
+            pairs.append((wt.window(i, window), new.window(i, window)))
+        else:
+            pairs.append((wt.text, new.text))
+    if not pairs:
+        raise ConfigError("calibrate_threshold: no word of the sample has synonym candidates")
+    f = angular_similarity if metric == "angular" else cosine_similarity
+
+    def sims(enc: SentenceEncoder) -> np.ndarray:
+        a = enc.encode([p[0] for p in pairs])
+        b = enc.encode([p[1] for p in pairs])
+        return f(a, b).numpy().astype(np.float64)
+
+    own = sims(encoder)
+    if reference_encoder is not None:
+        ref = sims(reference_encoder)
+        rate = float(np.mean(ref >= reference_threshold))
+        method = (
+            f"matched {getattr(reference_encoder, 'name', 'reference')} >= {reference_threshold:.4f} "
+            f"(pass rate {rate:.3f}) over {len(pairs)} synonym swaps"
+        )
+    else:
+        rate = float(target_pass_rate)
+        method = f"target pass rate {rate:.3f} over {len(pairs)} synonym swaps"
+    thr = float(np.quantile(own, 1.0 - rate)) if rate < 1 else float(own.min())
+    return {
+        "threshold": thr,
+        "pass_rate": float(np.mean(own >= thr)),
+        "n_swaps": len(pairs),
+        "method": f"{getattr(encoder, 'name', 'encoder')}: {method}",
+    }

@@ -61,6 +61,15 @@ class DictSynonyms(SynonymSource):
         return self.table.get(word.lower(), [])[: self.k]
 
 
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha1 of a file's bytes (streamed)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _neighbour_cache_dir() -> Path:
     from tenfold_core.attack.offline import cache_dir
 
@@ -70,6 +79,7 @@ def _neighbour_cache_dir() -> Path:
 class EmbeddingSynonyms(SynonymSource):
     """K nearest neighbours in a word-vector matrix (``metric`` "cosine" or "euclidean").
 
+    ``cache_key`` (e.g. a digest of the source files) replaces the hash of the matrix in the cache key.
     ``matrix`` ``[V, D]`` and ``words`` (row labels) define the space; neighbours are looked up for the lower-cased
     word. ``min_sim`` optionally drops neighbours whose cosine similarity is below it. ``cache`` (default on) stores
     the neighbour table under the tenfold cache folder (``cache_dir`` to choose another folder).
@@ -88,6 +98,7 @@ class EmbeddingSynonyms(SynonymSource):
         cache: bool = True,
         cache_dir: str | Path | None = None,
         name: str | None = None,
+        cache_key: str | None = None,
     ):
         m = np.asarray(matrix, dtype=np.float32)
         if m.ndim != 2 or m.shape[0] != len(words):
@@ -107,33 +118,41 @@ class EmbeddingSynonyms(SynonymSource):
         self.cache_path: Path | None = None
         if cache:
             h = hashlib.sha1()
-            h.update(m.tobytes())
-            h.update("\n".join(self.words).encode())
+            if cache_key:  # built from files: their digest stands for the matrix (no pass over its bytes)
+                h.update(cache_key.encode())
+            else:
+                h.update(m.tobytes())
+                h.update("\n".join(self.words).encode())
             h.update(f"|{self.k}|{metric}".encode())
             folder = Path(cache_dir) if cache_dir else _neighbour_cache_dir()
             self.cache_path = folder / f"nn-{h.hexdigest()[:20]}.npz"
         self.neighbours, self.similarities = self._load_or_compute()
 
     # ---------------------------------------------------------------------------------------------- table
-    def _compute(self) -> tuple[np.ndarray, np.ndarray]:
+    def _compute(self, max_block_elems: int = 1 << 26) -> tuple[np.ndarray, np.ndarray]:
+        """Top-K neighbours by blocked matrix products: each block of rows scores against the whole vocabulary at
+        once (``block x V`` at most ``max_block_elems`` floats, 256 MiB), then ``topk``."""
         x = torch.from_numpy(self.matrix)
         n = x.shape[0]
         k = min(self.k, n - 1)
         xn = torch.nn.functional.normalize(x, dim=1)
+        sq = (x * x).sum(1)
+        bs = int(max(1, min(4096, max_block_elems // max(n, 1))))
         nbrs = np.zeros((n, k), dtype=np.int32)
         sims = np.zeros((n, k), dtype=np.float32)
-        for s in range(0, n, 2048):
-            block = xn[s : s + 2048]
-            cos = block @ xn.T
-            if self.metric == "cosine":
-                score = cos.clone()
-            else:
-                score = -torch.cdist(x[s : s + 2048], x)
-            rows = torch.arange(block.shape[0])
-            score[rows, rows + s] = -float("inf")  # never the word itself
-            top = score.topk(k, dim=1).indices
-            nbrs[s : s + 2048] = top.numpy()
-            sims[s : s + 2048] = cos.gather(1, top).numpy()
+        with torch.inference_mode():
+            for s in range(0, n, bs):
+                e = min(s + bs, n)
+                cos = xn[s:e] @ xn.T
+                if self.metric == "cosine":
+                    score = cos.clone()
+                else:  # -squared distance, same order as -distance
+                    score = 2 * (x[s:e] @ x.T) - sq[s:e, None] - sq[None, :]
+                rows = torch.arange(e - s)
+                score[rows, rows + s] = -float("inf")  # never the word itself
+                top = score.topk(k, dim=1).indices
+                nbrs[s:e] = top.numpy()
+                sims[s:e] = cos.gather(1, top).numpy()
         return nbrs, sims
 
     def _load_or_compute(self) -> tuple[np.ndarray, np.ndarray]:
@@ -206,23 +225,41 @@ class EmbeddingSynonyms(SynonymSource):
         if len(words) < 2:
             raise DataError(f"{path}: fewer than two word vectors")
         kw.setdefault("name", path.name)
+        kw.setdefault("cache_key", f"{file_digest(path)}|{max_words}")
         return cls(np.stack(rows), words, k, **kw)
 
     @classmethod
     def from_npy(
-        cls, matrix_path: str | Path, vocab_path: str | Path, k: int = 50, **kw
+        cls,
+        matrix_path: str | Path,
+        vocab_path: str | Path,
+        k: int = 50,
+        *,
+        words_only: bool = True,
+        **kw,
     ) -> EmbeddingSynonyms:
-        """A ``.npy`` matrix ``[V, D]`` and a vocabulary file (one word a line, row order)."""
+        """A ``.npy`` matrix ``[V, D]`` and a vocabulary file (one word a line, row order).
+
+        With ``words_only`` (default) rows whose word is not alphabetic (punctuation, numbers, "?", "<unk>", ...)
+        are dropped before the neighbour table is built, as :meth:`from_victim` does, so they are never
+        candidates. The neighbour table is cached under a key made from the two files' contents."""
         matrix_path, vocab_path = Path(matrix_path), Path(vocab_path)
         for p in (matrix_path, vocab_path):
             if not p.is_file():
                 raise DataError(f"{p}: no such file")
-        m = np.load(matrix_path, allow_pickle=False)
+        m = np.load(matrix_path, allow_pickle=False, mmap_mode="r")
         words = vocab_path.read_text(encoding="utf-8").splitlines()
         if m.ndim != 2 or m.shape[0] != len(words):
             raise DataError(f"{vocab_path}: {len(words)} words but {matrix_path} has shape {m.shape}")
+        if words_only:
+            keep = [i for i, w in enumerate(words) if _ALPHA_WORD.match(w.lower())]
+            if len(keep) < 2:
+                raise DataError(f"{vocab_path}: fewer than two alphabetic words")
+            if len(keep) < len(words):
+                m, words = np.asarray(m[keep]), [words[i] for i in keep]
         kw.setdefault("name", matrix_path.name)
-        return cls(m, words, k, **kw)
+        kw.setdefault("cache_key", f"{file_digest(matrix_path)}|{file_digest(vocab_path)}|{int(words_only)}")
+        return cls(np.array(m, dtype=np.float32), words, k, **kw)
 
     @classmethod
     def from_victim(cls, victim, tokenizer=None, k: int = 50, **kw) -> EmbeddingSynonyms:

@@ -13,7 +13,7 @@ import torch
 from tenfold_core.data import make_sentiment_data
 from tenfold_core.models import tiny_bert_config, word_level_tokenizer
 
-__all__ = ["train_toy_victim"]
+__all__ = ["train_toy_victim", "sentiment_synonyms"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -50,3 +50,28 @@ def train_toy_victim(seed: int = 0, n_train: int = 1000, epochs: int = 6, hidden
             opt.step()
     model.eval()
     return model, tok, data
+
+
+def sentiment_synonyms(k: int = 50):
+    """A label-preserving synonym table for the synthetic sentiment language (:mod:`tenfold_core.data.synthetic`):
+    every word may be replaced by the other words of its group (positive adjectives by positive adjectives, negative
+    by negative, subject nouns, verbs, intensifiers, fillers), so a substitution never changes the true label; "not"
+    and "but" have no candidates. Returns a :class:`~tenfold_core.attack.synonyms.DictSynonyms`."""
+    from tenfold_core.attack.synonyms import DictSynonyms
+    from tenfold_core.data import synthetic as S
+
+    groups = [
+        S.POSITIVE,
+        S.NEGATIVE,
+        [s.split()[-1] for s in S.SUBJECTS],
+        S.VERBS,
+        [w for w in S.INTENSIFIERS if w],
+        [w for w in S.FILLERS if w and " " not in w],
+    ]
+    table: dict[str, list[str]] = {}
+    for g in groups:
+        for w in g:
+            table[w] = [c for c in g if c != w]
+    syn = DictSynonyms(table, k=k)
+    syn.name = "synthetic-sentiment groups"
+    return syn
