@@ -64,6 +64,10 @@ def _npz_with_huge_label(tmp):
         (["sweep", "--engine", "packed", "--train.out_dir", "{tmp}/r"], "full batch"),
         (["evaluate", "{tmp}"], "not a doubledescent unit folder"),
         (["tsne", "{tmp}"], "no sweep.json"),
+        (
+            ["sweep", "--preset", "tiny", "--knn_k", "1000", "--train.out_dir", "{tmp}/r"],
+            "knn_k=1000",
+        ),  # before training
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle):

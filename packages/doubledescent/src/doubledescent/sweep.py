@@ -30,6 +30,7 @@ from .results import append_row, read_results, unit_key
 from .train import (
     _noise_info,
     _run_config,
+    check_knn,
     check_size,
     export_unit,
     fit_unit,
@@ -201,6 +202,7 @@ def run_sweep(cfg: SweepCommand, data: ArrayData | None = None) -> Path:
                     run, data.y_train, p, data.num_classes, seed, cfg.noise_mode
                 )
             noisy = noisy_cache[(p, seed)]
+            check_knn(cfg, noisy)
             npath = noise_file(run, p, seed, cfg.noise_mode)
             widths = [u[1] for u in item]
             histories: dict[int, list] = {w: [] for w in widths}

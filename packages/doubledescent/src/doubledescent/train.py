@@ -52,6 +52,7 @@ __all__ = [
     "unit_seed",
     "resolve_engine",
     "check_size",
+    "check_knn",
     "fit_unit",
     "train_packed",
     "export_unit",
@@ -177,6 +178,13 @@ def check_size(settings: UnitSettings, data: ArrayData, widths: Sequence[int]) -
             f"pack: widths {list(widths)} together have {total:,} parameters, above max_params="
             f"{settings.max_params:,}; lower pack or raise max_params"
         )
+
+
+def check_knn(settings: UnitSettings, noisy: NoisyLabels) -> None:
+    """Refuse before training when the k-NN probe could not run on these labels (fewer clean samples than knn_k)."""
+    clean = len(noisy.observed) - noisy.n_noisy
+    if noisy.n_noisy and clean < settings.knn_k:
+        raise ConfigError(f"knn_k={settings.knn_k}: only {clean} clean training samples at noise {noisy.p:g}")
 
 
 def _epochs(settings: UnitSettings, steps_per_epoch: int) -> int:
@@ -402,6 +410,7 @@ def run_train(cfg: TrainCommand, data: ArrayData | None = None) -> dict[str, Any
     from .noise import noise_file
 
     npath = noise_file(out, cfg.noise, cfg.seed, cfg.noise_mode)
+    check_knn(cfg, noisy)
     if resolve_engine(cfg) == "packed":
         ((model, res),) = train_packed(cfg, data, noisy, [width], cfg.seed)
         if is_rank_zero():
