@@ -50,3 +50,26 @@ def required_positionals(cls: type) -> list[str]:
         and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
     ]
+
+
+class Pool:
+    """Run one slow job per selected package, ``workers`` at a time, started when the first test asks for any of them
+    (the machine has 2 cores: two single-threaded jobs keep both busy). ``selected`` comes from the session items, so
+    ``-k funet`` runs only funet's job."""
+
+    def __init__(self, job, workers: int = 2):
+        self.job, self.workers, self.futures, self.executor = job, workers, {}, None
+
+    def result(self, request, name: str):
+        if self.executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            fn = request.node.originalname
+            wanted = [it.callspec.params.get("name") for it in request.session.items
+                      if getattr(it, "originalname", None) == fn and hasattr(it, "callspec")]  # fmt: skip
+            self.executor = ThreadPoolExecutor(self.workers)
+            for n in dict.fromkeys(w for w in wanted if w):
+                self.futures[n] = self.executor.submit(self.job, n)
+        if name not in self.futures:
+            self.futures[name] = self.executor.submit(self.job, name)
+        return self.futures[name].result()
