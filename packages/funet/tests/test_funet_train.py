@@ -1,32 +1,65 @@
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
-from funet import (
-    ClipDataset,
-    FUnet,
-    SegLoss,
-    SyntheticConfig,
-    make_synthetic_videos,
-    train_steps,
-    write_videos,
-)
+from funet import SegLoss, SyntheticConfig, make_synthetic_videos, write_videos
 from funet.cli import app
-from funet.evaluate import evaluate_model
-from torch.utils.data import DataLoader
+from funet.config import FUnetConfig, TrainCommand
+
+from tenfold_core.cli import load_preset
+from tenfold_core.errors import ConfigError
 
 
-def test_few_steps_lower_the_loss_and_beat_the_untrained_model(tiny):
-    vids = make_synthetic_videos(2, SyntheticConfig(64, 64, 9, corrupt_prob=0.0), seed=4)
-    ds = ClipDataset(vids, 3, 1, 3, size=None)  # 6 clips of 3 frames
-    model = FUnet(**tiny, pos_size=[64, 64], num_frames=3)
-    before = evaluate_model(model, ds)
-    loss_fn = SegLoss(1.0, 1.0)
-    losses = train_steps(model, DataLoader(ds, batch_size=2, shuffle=True), 30, lr=3e-3, loss_fn=loss_fn)
-    after = evaluate_model(model, ds)
-    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5
-    assert after["max_dice"] > before["max_dice"] + 0.1
-    assert after["dice"] > before["dice"]
+def tiny_cfg(tmp_path, **over) -> TrainCommand:
+    cfg = load_preset("funet", "tiny", "train")
+    return dataclasses.replace(
+        cfg,
+        pretrain_epochs=over.pop("pretrain_epochs", 0),
+        train=dataclasses.replace(cfg.train, out_dir=str(tmp_path / "run"), resume="never", **over),
+    )
+
+
+def test_training_through_fit_lowers_the_loss_and_beats_the_untrained_model(tmp_path):
+    from funet.evaluate import evaluate_model
+    from funet.model import build_model
+    from funet.train import load_funet_run, load_videos, run_training
+
+    cfg = tiny_cfg(tmp_path, max_epochs=-1, max_steps=16)
+    cfg = dataclasses.replace(cfg, dice_weight=1.0, optim=dataclasses.replace(cfg.optim, lr=3e-3))
+    train_v, val_v = load_videos(cfg.data)
+    torch.manual_seed(0)
+    before = evaluate_model(build_model(cfg.model), val_v, cfg.data.size, "frames")
+    res = run_training(cfg)
+    model, conf = load_funet_run(res.out_dir)
+    after = evaluate_model(model, val_v, cfg.data.size, "frames")
+    assert conf["model_class"] == "funet.model:FUnet" and conf["data"]["size"] == [32, 32]
+    assert conf["loss"]["grad_clamp"] == 0.5
+    assert after["max_dice"] > before["max_dice"] + 0.05
+    assert res.best_score is not None
+
+
+def test_grad_clamp_clamps_every_element():
+    from funet.train import SegModule
+
+    lin = torch.nn.Linear(3, 1)
+    mod = SegModule(lin, grad_clamp=0.5)
+    lin.weight.grad = torch.tensor([[3.0, -0.2, -7.0]])
+    opt = torch.optim.SGD(lin.parameters(), lr=1.0)
+    mod.on_before_optimizer_step(opt)
+    want = torch.tensor([[0.5, -0.2, -0.5]])  # PNS-Net's clip_gradient, not a norm clip
+    assert torch.allclose(lin.weight.grad, want)
+
+
+def test_pretrain_stage_builds_no_gate_and_starts_the_clip_stage(tmp_path):
+    from funet.train import load_funet_run, run_training
+
+    res = run_training(tiny_cfg(tmp_path, max_epochs=1, pretrain_epochs=1))
+    pre, pre_conf = load_funet_run(res.out_dir / "pretrain")
+    assert pre.frame_attention is None and pre_conf["stage"] == "pretrain"
+    full, _ = load_funet_run(res.out_dir)
+    assert full.frame_attention is not None
 
 
 def test_loss_bce_and_dice():
@@ -39,99 +72,129 @@ def test_loss_bce_and_dice():
         SegLoss(0, 0)
 
 
-def test_cli_train_evaluate_predict(tmp_path, capsys, monkeypatch):
+def test_cli_train_evaluate_predict_export(tmp_path, capsys):
     data = tmp_path / "data"
-    write_videos(make_synthetic_videos(3, SyntheticConfig(64, 64, 6), seed=9), data, "sunseg")
+    write_videos(make_synthetic_videos(3, SyntheticConfig(32, 32, 6), seed=9), data, "sunseg")
     out = tmp_path / "run"
-    small = ["--model.encoder_name", "resnet18", "--model.unet_base", "8", "--model.rfb_mid_channels", "8"]
-    small += ["--model.low_channels", "8", "--model.high_channels", "8", "--model.pos_size", "64,64"]
-    app.run(
-        ["train", "--data.root", str(data), "--data.size", "64,64", "--data.clip_step", "5"]
-        + small
-        + ["--train.max_epochs", "1", "--train.out_dir", str(out), "--train.progress_bar", "false"]
-        + ["--train.loggers", "[]", "--pretrain_epochs", "1"]
-    )
-    cfg = json.loads((out / "config.json").read_text())
-    assert cfg["hparams"]["kind"] == "funet" and cfg["train"]["grad_clip"] == 0.5
-    assert (out / "model.safetensors").is_file() and (out / "pretrain" / "model.safetensors").is_file()
-    app.run(["evaluate", str(out), str(data), "--size", "64,64", "--out", str(tmp_path / "m.json")])
-    m = json.loads((tmp_path / "m.json").read_text())
-    assert m["frames"] == 3 * 2 * 3 and 0 <= m["max_dice"] <= 1 and 0 < m["gate_mean"] < 1
-    app.run(
-        [
-            "predict",
-            str(out),
-            str(data / "Frame" / "video_001"),
-            "--size",
-            "64,64",
-            "--out",
-            str(tmp_path / "p"),
-        ]
-    )
-    pngs = sorted((tmp_path / "p" / "video_001").glob("*.png"))
-    assert len(pngs) == 6 and (tmp_path / "p" / "video_001.gif").is_file()
-    # a video file (decoded by PyAV when installed; here replaced by in-memory frames of another size)
-    import funet.runner
-
-    clip = make_synthetic_videos(1, SyntheticConfig(48, 80, 7), seed=3)[0]
-    clip.name, clip.masks = "clip", None
-    monkeypatch.setattr(funet.runner, "read_video_file", lambda p: clip)
-    app.run(
-        ["predict", str(out), str(tmp_path / "clip.mp4"), "--size", "64,64", "--out", str(tmp_path / "v")]
-    )
+    app.run(["train", "--preset", "tiny", "--data.root", str(data), "--train.out_dir", str(out),
+             "--pretrain_epochs", "0"])  # fmt: skip
+    conf = json.loads((out / "config.json").read_text())
+    assert conf["model_class"] == "funet.model:FUnet" and conf["model"]["num_frames"] == 3
+    m = app.run(["evaluate", str(out), str(data), "--out", str(tmp_path / "m.json")])
+    assert m["protocol"] == "vps" and m["num_frames"] == 3 * 4 and 0 <= m["max_dice"] <= 1
+    assert json.loads((tmp_path / "m.json").read_text())["num_cases"] == 3
+    with pytest.raises(ConfigError, match="trained at 32x32, got 64x64"):
+        app.run(["evaluate", str(out), str(data), "--size", "64,64"])
+    r = app.run(["predict", str(out), str(data), "--out", str(tmp_path / "pred"), "--masks", "true"])
+    soft = sorted((tmp_path / "pred" / "Pred" / "FUnet" / "data" / "video_000").iterdir())
+    assert len(soft) == 6 and r["cases"]["video_000"]["frames"] == 6
+    assert len(list((tmp_path / "pred" / "Mask" / "video_000").iterdir())) == 6
     from PIL import Image
 
-    masks = sorted((tmp_path / "v" / "clip").glob("*.png"))
-    assert len(masks) == 7 and Image.open(masks[0]).size == (80, 48)  # back at the video's own size
-    # user errors: one line, exit 2
-    with pytest.raises(SystemExit) as e:
-        app.main(["evaluate", str(tmp_path / "nope"), str(data)])
-    assert e.value.code == 2
-    assert "no such weights file" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        app.main(["train", "--data.size", "60,64"])
-    assert e.value.code == 2
+    arr = np.asarray(Image.open(soft[2]))
+    assert (
+        arr.dtype == np.uint8 and arr.shape == (32, 32) and set(np.unique(arr)) - {0, 255}
+    )  # soft, not binary
+    e = app.run(["export", str(out), str(tmp_path / "s.pt")])
+    assert e["format"] == "torchscript" and (tmp_path / "s.pt").is_file()
+    with pytest.raises(ConfigError, match=r"threshold must be in \(0, 1\)"):
+        app.run(["predict", str(out), str(data), "--threshold", "7"])
 
 
+def test_stride8_unet_trains_and_has_no_streaming_export(tmp_path):
+    from funet.demo import MODELS, _variant
+    from funet.train import load_funet_run, run_training
+
+    cfg = tiny_cfg(tmp_path, max_epochs=1)
+    cfg = dataclasses.replace(cfg, model=_variant(cfg.model, MODELS["unet_s8"]))
+    res = run_training(cfg)
+    model, conf = load_funet_run(res.out_dir)
+    assert conf["model_class"] == "funet.model:PerFrameUNet" and model.out_stride == 8
+    with pytest.raises(ConfigError, match="streaming step exists for model.kind=funet"):
+        app.run(["export", str(res.out_dir), str(tmp_path / "s.pt")])
+
+
+def test_streaming_predict_memory_does_not_grow_with_the_video(tmp_path):
+    """A generated long video predicted frame by frame: peak traced memory is the same for 40 and 160 frames."""
+    import tracemalloc
+
+    from funet.config import PredictCommand
+    from funet.predict import run_predict
+    from funet.train import run_training
+    from PIL import Image
+
+    res = run_training(tiny_cfg(tmp_path, max_epochs=1))
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for n in (40, 160):
+        frames = tmp_path / f"long{n}" / "frames"
+        frames.mkdir(parents=True)
+        for t in range(n):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3)).astype(np.uint8)).save(frames / f"{t}.png")
+        tracemalloc.start()
+        r = run_predict(
+            PredictCommand(run=str(res.out_dir), video=str(frames), out=str(tmp_path / f"p{n}"), stream=True)
+        )
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert r["cases"][f"long{n}"]["frames"] == n and r["cases"][f"long{n}"]["ms_per_frame"] > 0
+    assert peaks[160] < 1.5 * peaks[40]
+    names = sorted(p.name for p in (tmp_path / "p160" / "Pred" / "FUnet" / "data" / "long160").iterdir())
+    assert len(names) == 160
+
+
+def test_streaming_predict_matches_clip_mode_on_full_windows(tmp_path):
+    from funet.config import PredictCommand
+    from funet.predict import run_predict
+    from funet.train import run_training
+    from PIL import Image
+
+    res = run_training(tiny_cfg(tmp_path, max_epochs=1))  # tiny: clips of 3 frames
+    data = tmp_path / "v" / "frames"
+    write_videos(make_synthetic_videos(1, SyntheticConfig(32, 32, 6), seed=3), tmp_path / "v0", "simple")
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v0" / "video_000" / "frames").rename(data)
+    run_predict(PredictCommand(run=str(res.out_dir), video=str(data), out=str(tmp_path / "s"), stream=True))
+    run_predict(PredictCommand(run=str(res.out_dir), video=str(data), out=str(tmp_path / "c")))
+    # clip mode predicts frames 0-2 and 3-5 as clips: the last frame of each clip has the same causal window
+    for stem in ("00002", "00005"):
+        a = np.asarray(Image.open(tmp_path / "s" / "Pred" / "FUnet" / "data" / "v" / f"{stem}.png"), float)
+        b = np.asarray(Image.open(tmp_path / "c" / "Pred" / "FUnet" / "data" / "v" / f"{stem}.png"), float)
+        assert np.abs(a - b).max() <= 1
+    a = np.asarray(Image.open(tmp_path / "s" / "Pred" / "FUnet" / "data" / "v" / "00001.png"), float)
+    b = np.asarray(Image.open(tmp_path / "c" / "Pred" / "FUnet" / "data" / "v" / "00001.png"), float)
+    assert np.abs(a - b).max() > 0  # a middle frame sees different neighbours (causal vs clip)
+
+
+def test_benchmark_and_export_from_cli(tmp_path):
+    r = app.run(["benchmark", "--preset", "tiny", "--out", str(tmp_path / "b.json")])
+    assert {"funet_stream_ms_per_frame", "unet_ms_per_frame", "stream_over_unet_latency"} <= set(r)
+    assert r["funet_clip_frames_per_s"] > 0 and json.loads((tmp_path / "b.json").read_text())["size"] == [
+        64,
+        64,
+    ]
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(ConfigError, match="num_frames must be >= 1"):
+        app.run(["train", "--preset", "tiny", "--model.num_frames", "0"])
+    with pytest.raises(ConfigError, match="applies to model.kind=funet only"):
+        app.run(["train", "--model.kind", "unet", "--model.unet_base", "8"])
+    with pytest.raises(ConfigError, match="multiples of 16"):
+        app.run(["train", "--data.size", "40,40"])
+    with pytest.raises(ConfigError, match="needs multiples of 32"):
+        app.run(["train", "--model.kind", "unet", "--data.size", "48,48"])
+    assert FUnetConfig(kind="unet").multiple == 32 and FUnetConfig().multiple == 16
+
+
+@pytest.mark.slow
 def test_demo_writes_outputs(tmp_path):
-    out = tmp_path / "demo"
-    app.run(
-        [
-            "demo",
-            "--out",
-            str(out),
-            "--train_videos",
-            "2",
-            "--test_videos",
-            "1",
-            "--frames",
-            "6",
-            "--steps",
-            "2",
-        ]
-    )
-    m = json.loads((out / "metrics.json").read_text())
-    for k in ("funet_dice", "unet_dice", "funet_dice_corrupted_frames", "unet_dice_corrupted_frames"):
-        assert k in m and (m[k] is None or 0 <= m[k] <= 1)
-    assert m["funet_dice"] is not None
-    assert m["funet_frames_per_s"] > 0 and m["unet_frames_per_s"] > 0
-    assert (out / "overlay.png").is_file() and (out / "report.md").is_file()
+    from funet.config import DemoCommand
+    from funet.demo import run_demo
 
-
-def test_load_trained_roundtrip_for_the_unet_baseline(tmp_path):
-    from funet import SegModule, load_trained
-
-    from tenfold_core.io import write_json
-    from tenfold_core.models import save_weights
-
-    module = SegModule(
-        "unet", {"encoder_name": "resnet18", "encoder_depth": 4, "decoder_channels": [16, 16, 8, 8]}
-    )
-    module.eval()
-    save_weights(module.state_dict(), tmp_path / "model.safetensors")
-    write_json(tmp_path / "config.json", {"hparams": dict(module.hparams)})
-    model, hp = load_trained(tmp_path)
-    assert hp["kind"] == "unet"
-    x = torch.randn(1, 2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.allclose(model(x), module(x), atol=1e-6)
+    m = run_demo(DemoCommand(out=str(tmp_path / "demo"), train_preset="tiny"))
+    for f in ("metrics.json", "report.md", "overlay.png", "metrics.png"):
+        assert (tmp_path / "demo" / f).is_file()
+    saved = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert saved["funet_mean_dice"] == pytest.approx(m["funet_mean_dice"])
+    assert 0 < m["stride8_oracle_mean_dice"] <= 1 and m["eval_frames"] > 0

@@ -11,6 +11,8 @@ Layouts read by :func:`scan_videos` (frames and masks are matched by file stem):
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,9 @@ __all__ = [
     "IMAGE_EXTS",
     "VIDEO_EXTS",
     "read_video_file",
+    "iter_video_frames",
+    "frame_sort_key",
+    "EpochClipSampler",
 ]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -65,8 +70,17 @@ class Video:
         return len(self.frames)
 
 
+def frame_sort_key(path: Path) -> tuple:
+    """Natural order: the numbers in the name compare as numbers (SUN-SEG ``case1_a2_..._image10`` after
+    ``..._image9``; a non-padded ``aK`` keeps its temporal place)."""
+    parts = re.split(r"(\d+)", path.stem)
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in parts if t) + (path.suffix,)
+
+
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS), key=frame_sort_key
+    )
 
 
 def _pair(name: str, frame_dir: Path, mask_dir: Path | None, require_masks: bool) -> Video:
@@ -91,17 +105,33 @@ def _pair(name: str, frame_dir: Path, mask_dir: Path | None, require_masks: bool
 
 def scan_videos(root: str | Path, require_masks: bool = True) -> list[Video]:
     """Find the videos under ``root`` (SUN-SEG or simple layout, or ``root`` itself being one frames folder)."""
-    root = Path(root)
+    videos = _scan(Path(root), require_masks)
+    flags_file = Path(root) / "corrupted.json"
+    if flags_file.is_file():
+        import json
+
+        try:
+            flags = json.loads(flags_file.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"{flags_file}: not valid JSON ({e})") from None
+        for v in videos:
+            f = flags.get(v.name) if isinstance(flags, dict) else None
+            if isinstance(f, list) and len(f) == len(v):
+                v.corrupted = [bool(x) for x in f]
+    return videos
+
+
+def _scan(root: Path, require_masks: bool) -> list[Video]:
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
     if (root / "Frame").is_dir():
-        vids = [d for d in sorted((root / "Frame").iterdir()) if d.is_dir()]
+        vids = [d for d in sorted((root / "Frame").iterdir(), key=frame_sort_key) if d.is_dir()]
         if not vids:
             raise DataError(f"{root / 'Frame'}: no video folders")
         return [_pair(d.name, d, root / "GT" / d.name, require_masks) for d in vids]
     if (root / "frames").is_dir():
         return [_pair(root.name, root / "frames", root / "masks", require_masks)]
-    vids = [d for d in sorted(root.iterdir()) if d.is_dir() and (d / "frames").is_dir()]
+    vids = [d for d in sorted(root.iterdir(), key=frame_sort_key) if d.is_dir() and (d / "frames").is_dir()]
     if vids:
         return [_pair(d.name, d / "frames", d / "masks", require_masks) for d in vids]
     if not require_masks and _images(root):
@@ -147,13 +177,22 @@ def _load_rgb(p: Path) -> np.ndarray:
 
 
 def _load_mask(p: Path) -> np.ndarray:
+    """A binary mask (> 127 after conversion to grey). A mask that is far from binary (an RGB photo or noise saved
+    as a mask: many pixels neither near 0 nor near 255) is still binarised, with a warning naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(p) as im:
-            return (np.asarray(im.convert("L")) > 127).astype(np.float32)
+            a = np.asarray(im.convert("L"))
     except (OSError, UnidentifiedImageError) as e:
         raise DataError(f"{p}: cannot read mask ({e})") from None
+    grey = ((a > 32) & (a < 223)).mean()
+    if grey > 0.05:
+        warnings.warn(
+            f"{p}: not a binary mask ({100 * grey:.0f}% of pixels are neither black nor white); binarised at 127",
+            stacklevel=2,
+        )
+    return (a > 127).astype(np.float32)
 
 
 def clip_starts(n_frames: int, num_frames: int, stride: int = 1, step: int | None = None) -> list[int]:
@@ -170,7 +209,14 @@ def clip_starts(n_frames: int, num_frames: int, stride: int = 1, step: int | Non
 
 
 class ClipDataset(Dataset):
-    """Clips of ``num_frames`` frames from :class:`Video` s, resized to ``size`` (H, W), optionally augmented."""
+    """Clips of ``num_frames`` frames from :class:`Video` s, resized to ``size`` (H, W), optionally augmented.
+
+    Augmentation (the same for every frame of a clip) is drawn from ``(seed, epoch, clip index)`` only: a data set
+    object per model, workers that never repeat each other, and identical draws after a restart. The epoch comes in
+    with the index from :class:`EpochClipSampler` (index ``epoch * len + i``); a plain index means epoch 0.
+    Options: ``hflip``/``vflip`` (p = 0.5), ``color_jitter`` (gain and offset), ``multiscale`` (random rescale
+    factors, the output resized back), ``random_crop`` (fraction of each side), ``rotation`` (degrees).
+    """
 
     def __init__(
         self,
@@ -181,13 +227,20 @@ class ClipDataset(Dataset):
         size: tuple[int, int] | list[int] | None = (256, 448),
         augment: bool = False,
         seed: int = 0,
+        hflip: bool = True,
+        vflip: bool = True,
+        color_jitter: float = 0.15,
+        multiscale: tuple[float, ...] | list[float] = (),
+        random_crop: float = 0.0,
+        rotation: float = 0.0,
     ):
         if not videos:
             raise DataError("no videos to make clips from")
         self.videos, self.num_frames, self.stride = videos, num_frames, stride
         self.size = tuple(size) if size else None
-        self.augment = augment
-        self.rng = np.random.default_rng(seed)
+        self.augment, self.seed = augment, seed
+        self.hflip, self.vflip, self.color_jitter = hflip, vflip, color_jitter
+        self.multiscale, self.random_crop, self.rotation = tuple(multiscale), random_crop, rotation
         self.index = [
             (vi, s) for vi, v in enumerate(videos) for s in clip_starts(len(v), num_frames, stride, step)
         ]
@@ -206,33 +259,57 @@ class ClipDataset(Dataset):
         return t / 255.0 if a.dtype == np.uint8 else t
 
     def _mask(self, v: Video, j: int) -> torch.Tensor:
-        if v.masks is None:
-            return torch.zeros(1, 1, 1)
         m = v.masks[j]
         m = _load_mask(m) if isinstance(m, Path) else (np.asarray(m) > 0.5).astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(m))[None]
 
-    def __getitem__(self, i: int) -> dict:
+    def _augment(self, frames, masks, rng):
+        if self.hflip and rng.random() < 0.5:
+            frames, masks = frames.flip(-1), masks.flip(-1)
+        if self.vflip and rng.random() < 0.5:
+            frames, masks = frames.flip(-2), masks.flip(-2)
+        h, w = frames.shape[-2:]
+        if self.rotation or self.random_crop or self.multiscale:
+            ang = np.deg2rad(rng.uniform(-self.rotation, self.rotation)) if self.rotation else 0.0
+            scale = float(rng.choice(self.multiscale)) if self.multiscale else 1.0
+            c = self.random_crop
+            zoom = 1.0 / (1.0 - rng.uniform(0, c)) if c else 1.0
+            ty, tx = (rng.uniform(-c, c), rng.uniform(-c, c)) if c else (0.0, 0.0)
+            k = zoom * scale
+            cos, sin = np.cos(ang) / k, np.sin(ang) / k
+            theta = torch.tensor([[cos, -sin * h / w, tx], [sin * w / h, cos, ty]], dtype=frames.dtype)
+            grid = F.affine_grid(
+                theta[None].expand(len(frames), 2, 3), list(frames.shape), align_corners=False
+            )
+            frames = F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            masks = (F.grid_sample(masks, grid, mode="nearest", align_corners=False) > 0.5).float()
+        if self.color_jitter:
+            cj = self.color_jitter
+            frames = (frames * rng.uniform(1 - cj, 1 + cj) + rng.uniform(-cj / 3, cj / 3)).clamp(0, 1)
+        return frames, masks
+
+    def __getitem__(self, idx: int) -> dict:
+        epoch, i = divmod(int(idx), len(self))
         vi, ids = self.frame_ids(i)
         v = self.videos[vi]
         frames = torch.stack([self._frame(v, j) for j in ids])  # [F, 3, h, w]
         if v.masks is not None:
-            masks = torch.stack([self._mask(v, j) for j in ids])
+            masks = [self._mask(v, j) for j in ids]
+            for j, m in zip(ids, masks, strict=True):
+                if m.shape[-2:] != frames.shape[-2:]:
+                    where = v.masks[j] if isinstance(v.masks[j], Path) else f"video {v.name!r} frame {j}"
+                    raise DataError(
+                        f"{where}: mask size {tuple(m.shape[-2:])} (H, W) != frame size {tuple(frames.shape[-2:])}"
+                        f" of {v.frames[j] if isinstance(v.frames[j], Path) else 'its frame'}"
+                    )
+            masks = torch.stack(masks)
         else:
             masks = torch.zeros(len(ids), 1, *frames.shape[-2:])
         if self.size and tuple(frames.shape[-2:]) != self.size:
             frames = F.interpolate(frames, size=self.size, mode="bilinear", align_corners=False)
             masks = F.interpolate(masks, size=self.size, mode="nearest")
-        if masks.shape[-2:] != frames.shape[-2:]:
-            raise DataError(
-                f"video {v.name!r}: mask size {tuple(masks.shape[-2:])} != frame size {tuple(frames.shape[-2:])}"
-            )
-        if self.augment:  # the same flip / colour change for every frame of the clip
-            if self.rng.random() < 0.5:
-                frames, masks = frames.flip(-1), masks.flip(-1)
-            if self.rng.random() < 0.5:
-                frames, masks = frames.flip(-2), masks.flip(-2)
-            frames = (frames * self.rng.uniform(0.85, 1.15) + self.rng.uniform(-0.05, 0.05)).clamp(0, 1)
+        if self.augment:
+            frames, masks = self._augment(frames, masks, np.random.default_rng([self.seed, epoch, i]))
         corrupted = torch.tensor([bool(v.corrupted[j]) if v.corrupted else False for j in ids])
         return {
             "frames": normalize(frames),
@@ -243,11 +320,65 @@ class ClipDataset(Dataset):
         }
 
 
+class EpochClipSampler(torch.utils.data.Sampler):
+    """Shuffled (or ordered) clip indices drawn from (seed, epoch), yielded as ``epoch * n + i`` so that
+    :class:`ClipDataset` seeds each clip's augmentation by epoch and index. Lightning calls ``set_epoch`` (also
+    through its distributed wrapper)."""
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        order = (
+            np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            if self.shuffle
+            else range(self.n)
+        )
+        base = self.epoch * self.n
+        return iter([base + int(i) for i in order])
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def iter_video_frames(path: str | Path):
+    """Yield ``(stem, rgb uint8 [H, W, 3])`` one frame at a time from a video file (PyAV) or a frames folder, so
+    that memory does not grow with the video length."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in VIDEO_EXTS:
+        try:
+            import av
+        except ImportError:
+            raise DataError(
+                f"{path}: reading video files needs PyAV (pip install av); or extract the frames"
+            ) from None
+        try:
+            with av.open(str(path)) as container:
+                for j, fr in enumerate(container.decode(video=0)):
+                    yield f"{j:06d}", fr.to_ndarray(format="rgb24")
+        except DataError:
+            raise
+        except Exception as e:  # PyAV raises many error types for broken files
+            raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
+        return
+    if not path.is_dir():
+        raise DataError(f"{path}: no such video file or frames folder")
+    files = _images(path)
+    if not files:
+        raise DataError(f"{path}: no image files ({', '.join(IMAGE_EXTS)})")
+    for f in files:
+        yield f.stem, _load_rgb(f)
+
+
 # ------------------------------------------------------------------------------------------------ synthetic
 @dataclass
 class SyntheticConfig:
     """A synthetic endoscopy video: circular aperture, tissue texture + noise, one tubular "nerve" that drifts and
-    bends, specular highlights, a distracting vessel, and corrupted frames (smoke haze, motion blur, instrument)."""
+    bends, specular highlights, a distracting vessel, and corrupted frames (smoke haze, motion blur, specular
+    burst) that the neighbouring frames can fix: the mask always keeps the full nerve."""
 
     height: int = 64
     width: int = 64
@@ -338,13 +469,12 @@ def make_synthetic_video(cfg: SyntheticConfig | None = None, seed: int = 0) -> V
             elif kind == 1:  # motion blur
                 k = max(3, int(0.2 * s) | 1)
                 img = _box_blur(_box_blur(img, k, int(rng.integers(2))), 3, 0)
-            else:  # an instrument crossing the view occludes part of the nerve
-                a2 = rng.uniform(0, np.pi)
-                nrm = np.array([np.cos(a2), np.sin(a2)])
-                off = rng.uniform(-0.15, 0.15) * s
-                band = np.abs((yy - cy) * nrm[0] + (xx - cx) * nrm[1] - off) < rng.uniform(0.15, 0.22) * s
-                img[band] = np.array([0.55, 0.57, 0.6]) + 0.15 * _smooth_noise(rng, h, w, 3)[band][:, None]
-                mask = mask & ~band
+            else:  # a specular burst: large saturated glare over part of the view (the nerve is still there)
+                for _ in range(int(rng.integers(2, 5))):
+                    hy, hx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w
+                    r2 = rng.uniform(0.08, 0.16) * s
+                    spot = np.exp(-((yy - hy) ** 2 + (xx - hx) ** 2) / (2 * r2**2))
+                    img = img * (1 - 0.9 * spot[..., None]) + 0.98 * spot[..., None]
         img = np.clip(img * aperture[..., None], 0, 1)
         frames.append((img * 255).astype(np.uint8))
         masks.append((mask & (aperture > 0.5)).astype(np.uint8))
@@ -360,10 +490,17 @@ def make_synthetic_videos(n: int, cfg: SyntheticConfig | None = None, seed: int 
 
 
 def write_videos(videos: list[Video], root: str | Path, layout: str = "simple") -> Path:
-    """Write in-memory videos as PNG folders in the ``simple`` or ``sunseg`` layout."""
+    """Write in-memory videos as PNG folders in the ``simple`` or ``sunseg`` layout (plus ``corrupted.json``, the
+    per-frame corruption flags of synthetic videos, which :func:`scan_videos` reads back)."""
+    import json
+
     from PIL import Image
 
     root = Path(root)
+    flags = {v.name: [bool(c) for c in v.corrupted] for v in videos if v.corrupted is not None}
+    if flags:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "corrupted.json").write_text(json.dumps(flags))
     for v in videos:
         if layout == "sunseg":
             fdir, mdir, ext = root / "Frame" / v.name, root / "GT" / v.name, ".jpg"

@@ -1,154 +1,285 @@
-"""Evaluation (VPS conventions) and speed measurement.
+"""Evaluation and speed measurement.
 
-Per-frame probabilities are collected clip by clip; following PNS-Net / PNS+ (after DAVIS) the first and last frame of
-every clip are skipped (``skip_ends=True``). Reported: Dice and IoU at 0.5, maxDice / maxIoU over 256 thresholds,
-S-measure (alpha 0.5), max E-measure, each on all frames and split into corrupted / clean frames when the data says
-which frames are corrupted, plus the mean frame gate of each group (FUnet).
+``protocol="vps"`` (default) is the VPS / SUN-SEG toolbox (``tenfold_core.metrics.segmentation.VPSEvaluator``): every
+frame of a video is predicted in temporal order, its probability map is resized to the ground-truth size and quantised
+to 8 bits (what ``funet predict`` writes), min-max normalised; the first and last frame of every *video* are skipped;
+measures are averaged per video, then across videos; an empty prediction on an empty mask scores 0.
+
+``protocol="frames"`` is the earlier behaviour: raw probabilities at the network size, the first and last frame of
+every *clip* skipped, Dice / IoU at 0.5, maxDice / maxIoU over 256 thresholds (streamed with the core's
+``DiceIoUCurves``), S-measure and max E-measure averaged over frames; an empty prediction on an empty mask scores 1.
+
+Both split the scores into corrupted / clean frames when the data says which frames are corrupted, report the frame
+gate per group and its AUROC at telling them apart (FUnet), and calibration (ECE, NLL) of the raw probabilities.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from tenfold_core.metrics import e_measure_curve, s_measure
+from funet.data import ClipDataset, Video, _load_mask, clip_starts
+from tenfold_core.metrics import dice_iou_per_image, e_measure_curve, s_measure
+from tenfold_core.metrics.segmentation import DiceIoUCurves, VPSEvaluator
 
 __all__ = [
-    "Predictions",
-    "collect_predictions",
-    "segmentation_metrics",
-    "frame_stats",
+    "predict_video",
     "evaluate_model",
+    "evaluate_frames",
+    "Calibration",
     "measure_speed",
     "compare_speed",
+    "to_uint8",
 ]
 
 
-@dataclass
-class Predictions:
-    probs: torch.Tensor  # [N, H, W] probabilities
-    masks: torch.Tensor  # [N, H, W] in {0, 1}
-    corrupted: torch.Tensor  # [N] bool
-    gates: torch.Tensor  # [N] frame gates (NaN for models without one)
+def model_frames(model: nn.Module) -> int:
+    """Frames per forward: FUnet's clip length, 1 for the per-frame baselines."""
+    return model.config.clip_frames if hasattr(model.config, "clip_frames") else 1
+
+
+def to_uint8(prob: torch.Tensor, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A probability map ``[h, w]`` -> 8-bit ``[H, W]`` (bilinear resize to ``size`` first), as written to PNG."""
+    p = prob.float()
+    if size is not None and tuple(p.shape[-2:]) != tuple(size):
+        p = F.interpolate(p[None, None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+    return (p.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 @torch.no_grad()
-def collect_predictions(
-    model: nn.Module, dataset, batch_size: int = 4, skip_ends: bool = True, device: str | torch.device = "cpu"
-) -> Predictions:
-    from torch.utils.data import DataLoader
+def predict_video(
+    model: nn.Module,
+    video: Video,
+    size: tuple[int, int] | list[int],
+    device: str | torch.device = "cpu",
+    batch_size: int = 4,
+    use_gate: bool = True,
+) -> Iterator[tuple[int, torch.Tensor, float]]:
+    """``(frame index, probability [H, W] at the network size, gate)`` for every frame in temporal order (clip mode).
 
-    model.eval().to(device)
-    probs, masks, corr, gates = [], [], [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        logits, g = model(batch["frames"].to(device), return_gates=True)
-        p = torch.sigmoid(logits.float()).cpu()[:, :, 0]  # [B, F, H, W]
-        f = p.shape[1]
-        keep = slice(1, f - 1) if skip_ends and f > 2 else slice(0, f)
-        probs.append(p[:, keep].flatten(0, 1))
-        masks.append(batch["masks"][:, keep, 0].flatten(0, 1))
-        corr.append(batch["corrupted"][:, keep].flatten(0, 1))
-        gg = g.float().cpu() if g is not None else torch.full(p.shape[:2], float("nan"))
-        gates.append(gg[:, keep].flatten(0, 1))
-    return Predictions(torch.cat(probs), torch.cat(masks), torch.cat(corr), torch.cat(gates))
-
-
-THRESHOLDS = 256
-
-
-def frame_stats(prob, mask, num_thresholds: int = THRESHOLDS) -> dict:
-    """Per-frame scores with O(H*W) memory: Dice/IoU at 0.5, Dice/IoU/E-measure curves over thresholds, S-measure.
-
-    Curves use ``prob >= t`` for ``num_thresholds`` values of t in [0, 1] (VPS convention); an empty prediction of an
-    empty mask scores Dice = IoU = 1 (as ``tenfold_core.metrics.segmentation``).
+    Clips of F frames tile the video; the tail clip, which overlaps the previous one, only contributes its new frames.
+    Memory: ``batch_size`` clips.
     """
-    p = np.asarray(prob, dtype=np.float64)
-    g = np.asarray(mask) > 0.5
-    thr = np.linspace(0, 1, num_thresholds)
-    fg, bg = np.sort(p[g]), np.sort(p[~g])
-    tp = fg.size - np.searchsorted(fg, thr, side="left")
-    fp = bg.size - np.searchsorted(bg, thr, side="left")
-    fn = fg.size - tp
-    den, union = 2 * tp + fp + fn, tp + fp + fn
-    dice_c = np.where(den == 0, 1.0, 2 * tp / np.maximum(den, 1))
-    iou_c = np.where(union == 0, 1.0, tp / np.maximum(union, 1))
-    b = p >= 0.5
-    tp5, ps, ts = float((b & g).sum()), float(b.sum()), float(g.sum())
-    d5 = 1.0 if ps + ts == 0 else 2 * tp5 / (ps + ts)
-    i5 = 1.0 if ps + ts == 0 else tp5 / (ps + ts - tp5)
-    return {
-        "dice": d5,
-        "iou": i5,
-        "dice_curve": dice_c,
-        "iou_curve": iou_c,
-        "s_measure": s_measure(p, g),
-        "e_curve": e_measure_curve(p, g, num_thresholds)[1],
-    }
+    nf = model_frames(model)
+    ds = ClipDataset([video], nf, 1, None, size)
+    starts = clip_starts(len(video), nf, 1, None)
+    n = len(video)
+    model.eval().to(device)
+    done = 0
+    for b0 in range(0, len(ds), batch_size):
+        idx = list(range(b0, min(len(ds), b0 + batch_size)))
+        x = torch.stack([ds[i]["frames"] for i in idx]).to(device)
+        logits, g = model(x, return_gates=True, use_gate=use_gate)
+        p = torch.sigmoid(logits.float())[:, :, 0].cpu()
+        for bi, i in enumerate(idx):
+            for k in range(nf):
+                j = starts[i] + k
+                if j >= done and j < n:
+                    yield j, p[bi, k], float(g[bi, k]) if g is not None else float("nan")
+                    done = j + 1
 
 
-def _aggregate(stats: list[dict], prefix: str = "") -> dict[str, float]:
-    if not stats:
-        return {}
-    return {
-        f"{prefix}dice": float(np.mean([s["dice"] for s in stats])),
-        f"{prefix}iou": float(np.mean([s["iou"] for s in stats])),
-        f"{prefix}max_dice": float(np.mean([s["dice_curve"] for s in stats], 0).max()),
-        f"{prefix}max_iou": float(np.mean([s["iou_curve"] for s in stats], 0).max()),
-        f"{prefix}s_measure": float(np.mean([s["s_measure"] for s in stats])),
-        f"{prefix}max_e_measure": float(np.mean([s["e_curve"] for s in stats], 0).max()),
-    }
+class Calibration:
+    """Pixel-level expected calibration error (15 equal-width bins) and NLL of probabilities, streamed."""
+
+    def __init__(self, bins: int = 15):
+        self.bins = bins
+        self.count = np.zeros(bins)
+        self.conf = np.zeros(bins)
+        self.pos = np.zeros(bins)
+        self.nll = 0.0
+        self.n = 0
+
+    def update(self, prob: torch.Tensor, mask: torch.Tensor) -> None:
+        p = prob.double().flatten().clamp(1e-6, 1 - 1e-6)
+        y = (mask.flatten() > 0.5).double()
+        b = (p * self.bins).long().clamp(max=self.bins - 1).numpy()
+        self.count += np.bincount(b, minlength=self.bins)
+        self.conf += np.bincount(b, weights=p.numpy(), minlength=self.bins)
+        self.pos += np.bincount(b, weights=y.numpy(), minlength=self.bins)
+        self.nll += float(-(y * p.log() + (1 - y) * (1 - p).log()).sum())
+        self.n += p.numel()
+
+    def results(self) -> dict[str, float]:
+        if not self.n:
+            return {}
+        ece = float(np.abs(self.conf - self.pos).sum() / self.n)
+        return {"ece": ece, "nll": self.nll / self.n}
 
 
-def segmentation_metrics(probs, masks, prefix: str = "") -> dict[str, float]:
-    """Dice, IoU (at 0.5), maxDice, maxIoU, S-measure, max E-measure of ``[N, H, W]`` probabilities vs masks."""
-    probs, masks = torch.as_tensor(probs).float(), torch.as_tensor(masks).float()
-    return _aggregate([frame_stats(probs[i].numpy(), masks[i].numpy()) for i in range(len(probs))], prefix)
+def _auroc(labels: list[bool], scores: list[float]) -> float | None:
+    y = np.asarray(labels, bool)
+    s = np.asarray(scores, float)
+    ok = ~np.isnan(s)
+    y, s = y[ok], s[ok]
+    if not len(y) or y.all() or not y.any():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s))
+
+
+def _gt_mask(video: Video, j: int) -> np.ndarray:
+    m = video.masks[j]
+    return _load_mask(m) if isinstance(m, Path) else (np.asarray(m) > 0.5).astype(np.float32)
 
 
 @torch.no_grad()
 def evaluate_model(
-    model: nn.Module, dataset, batch_size: int = 4, skip_ends: bool = True, device="cpu"
+    model: nn.Module,
+    videos: list[Video],
+    size: tuple[int, int] | list[int],
+    protocol: str = "vps",
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    use_gate: bool = True,
+    hold_tau: float | None = None,
 ) -> dict:
-    """All metrics on ``dataset`` (a :class:`~funet.data.ClipDataset`), plus corrupted/clean splits and gates.
+    """Every metric of ``model`` on ``videos`` under ``protocol`` ("vps" or "frames", see the module docstring).
 
-    Streams: only per-frame scores are kept, so large test sets (SUN-SEG) fit in memory.
+    ``use_gate=False`` switches FUnet's frame gate off at inference; ``hold_tau`` keeps the previous frame's map when
+    a frame's gate is below tau (the one use of the gate that can change a thresholded mask).
     """
+    if protocol == "frames":
+        nf = model_frames(model)
+        return evaluate_frames(
+            model, ClipDataset(videos, nf, 1, None, size), batch_size, True, device, use_gate
+        )
+    if protocol != "vps":
+        raise ValueError(f"protocol must be 'vps' or 'frames', got {protocol!r}")
+    ev_all, ev_c, ev_k = VPSEvaluator(), VPSEvaluator(), VPSEvaluator()
+    cal_all, cal_c = Calibration(), Calibration()
+    corr, gates = [], []
+    held = 0
+    for v in videos:
+        if v.masks is None:
+            raise ValueError(f"video {v.name!r} has no masks to evaluate against")
+        n = len(v)
+        prev = None
+        for j, prob, g in predict_video(model, v, size, device, batch_size, use_gate):
+            if hold_tau is not None and prev is not None and not np.isnan(g) and g < hold_tau:
+                prob = prev
+                held += 1
+            prev = prob
+            if j == 0 or j == n - 1:  # the toolbox skips the first and last frame of every video
+                continue
+            gt = _gt_mask(v, j)
+            u8 = to_uint8(prob, gt.shape)
+            ev_all.update(v.name, u8, gt)
+            small = torch.from_numpy(gt)[None, None]
+            small = F.interpolate(small, size=prob.shape[-2:], mode="nearest")[0, 0]
+            cal_all.update(prob, small)
+            is_c = bool(v.corrupted[j]) if v.corrupted else False
+            (ev_c if is_c else ev_k).update(v.name, u8, gt)
+            if is_c:
+                cal_c.update(prob, small)
+            corr.append(is_c)
+            gates.append(g)
+    res = ev_all.results()
+    out: dict = {"protocol": "vps", **{k: v for k, v in res.items() if k != "cases"}}
+    out.update(cal_all.results())
+    if any(corr) and not all(corr):
+        rc, rk = ev_c.results(), ev_k.results()
+        for key in ("mean_dice", "max_dice", "S_measure", "max_E_measure", "wF_measure"):
+            out[f"{key}_corrupted"] = rc[key]
+            out[f"{key}_clean"] = rk[key]
+        out["corrupted_frames"] = int(sum(corr))
+        out.update({f"{k}_corrupted": v for k, v in cal_c.results().items()})
+    ga = np.asarray(gates, float)
+    if len(ga) and not np.isnan(ga).all():
+        out["gate_mean"] = float(np.nanmean(ga))
+        c = np.asarray(corr, bool)
+        if c.any() and (~c).any():
+            out["gate_corrupted_frames"] = float(np.nanmean(ga[c]))
+            out["gate_clean_frames"] = float(np.nanmean(ga[~c]))
+            out["gate_auroc"] = _auroc(corr, list(-ga))  # a low gate should flag a corrupted frame
+    if hold_tau is not None:
+        out["held_frames"] = held
+    out["cases"] = res["cases"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ frames protocol
+class _FrameScores:
+    def __init__(self, num_thresholds: int = 256):
+        self.curves = DiceIoUCurves(num_thresholds)
+        self.e_sum = np.zeros(num_thresholds)
+        self.k = num_thresholds
+        self.dice, self.iou, self.s = [], [], []
+
+    def update(self, p: torch.Tensor, m: torch.Tensor) -> None:
+        d, i = dice_iou_per_image(p, m)
+        self.dice.append(float(d[0]))
+        self.iou.append(float(i[0]))
+        self.curves.update(p, m)
+        self.s.append(s_measure(p.numpy(), m.numpy()))
+        self.e_sum += e_measure_curve(p.numpy(), m.numpy(), self.k)[1]
+
+    def results(self, prefix: str = "") -> dict[str, float]:
+        if not self.dice:
+            return {}
+        _, dc, ic = self.curves.compute()
+        return {
+            f"{prefix}dice": float(np.mean(self.dice)),
+            f"{prefix}iou": float(np.mean(self.iou)),
+            f"{prefix}max_dice": float(dc.max()),
+            f"{prefix}max_iou": float(ic.max()),
+            f"{prefix}s_measure": float(np.mean(self.s)),
+            f"{prefix}max_e_measure": float((self.e_sum / len(self.dice)).max()),
+        }
+
+
+@torch.no_grad()
+def evaluate_frames(
+    model: nn.Module, dataset: ClipDataset, batch_size: int = 4, skip_ends: bool = True, device="cpu",
+    use_gate: bool = True,
+) -> dict:  # fmt: skip
+    """The ``frames`` protocol on a :class:`~funet.data.ClipDataset` (clip ends skipped), streamed."""
     from torch.utils.data import DataLoader
 
     model.eval().to(device)
-    stats, corrupted, gates = [], [], []
+    every, cor, cln = _FrameScores(), _FrameScores(), _FrameScores()
+    cal, gates, corr = Calibration(), [], []
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        logits, g = model(batch["frames"].to(device), return_gates=True)
+        logits, g = model(batch["frames"].to(device), return_gates=True, use_gate=use_gate)
         p = torch.sigmoid(logits.float()).cpu()[:, :, 0]
         f = p.shape[1]
         keep = list(range(1, f - 1)) if skip_ends and f > 2 else list(range(f))
         for bi in range(p.shape[0]):
             for k in keep:
-                stats.append(frame_stats(p[bi, k].numpy(), batch["masks"][bi, k, 0].numpy()))
-                corrupted.append(bool(batch["corrupted"][bi, k]))
+                pk, mk = p[bi, k], batch["masks"][bi, k, 0]
+                every.update(pk, mk)
+                cal.update(pk, mk)
+                c = bool(batch["corrupted"][bi, k])
+                (cor if c else cln).update(pk, mk)
+                corr.append(c)
                 gates.append(float(g[bi, k]) if g is not None else float("nan"))
-    c = np.array(corrupted, dtype=bool)
-    gt = np.array(gates)
-    out = {"frames": len(stats), **_aggregate(stats)}
-    if c.any() and (~c).any():
-        out["corrupted_frames"] = int(c.sum())
-        sc = [s for s, ci in zip(stats, c, strict=True) if ci]
-        sk = [s for s, ci in zip(stats, c, strict=True) if not ci]
-        a_c, a_k = _aggregate(sc), _aggregate(sk)
-        out["dice_corrupted_frames"] = a_c["dice"]
-        out["dice_clean_frames"] = a_k["dice"]
-        out["max_dice_corrupted_frames"] = a_c["max_dice"]
-        out["s_measure_corrupted_frames"] = a_c["s_measure"]
-        if not np.isnan(gt).all():
-            out["gate_corrupted_frames"] = float(gt[c].mean())
-            out["gate_clean_frames"] = float(gt[~c].mean())
-    if len(gt) and not np.isnan(gt).all():
-        out["gate_mean"] = float(gt.mean())
+    out: dict = {"protocol": "frames", "frames": len(every.dice), **every.results(), **cal.results()}
+    if any(corr) and not all(corr):
+        out["corrupted_frames"] = int(sum(corr))
+        out.update(cor.results(prefix="corrupted_"))
+        out.update(cln.results(prefix="clean_"))
+    ga = np.asarray(gates)
+    if len(ga) and not np.isnan(ga).all():
+        out["gate_mean"] = float(ga.mean())
+        if any(corr) and not all(corr):
+            c = np.asarray(corr)
+            out["gate_corrupted_frames"] = float(ga[c].mean())
+            out["gate_clean_frames"] = float(ga[~c].mean())
+            out["gate_auroc"] = _auroc(corr, list(-ga))
     return out
+
+
+# ------------------------------------------------------------------------------------------------ speed
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 @torch.no_grad()
@@ -161,20 +292,7 @@ def measure_speed(
     device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Batch-1 speed: one clip ``[1, F, 3, H, W]`` per forward. Returns frames/s and clips/s (median time)."""
-    model.eval().to(device)
-    x = torch.randn(1, num_frames, 3, *size, device=device)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        model(x)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model(x)
-        sync()
-        times.append(time.perf_counter() - t)
-    sec = float(np.median(times))
-    return {"seconds_per_clip": sec, "clips_per_s": 1.0 / sec, "frames_per_s": num_frames / sec}
+    return compare_speed({"m": model}, size, num_frames, repeats, warmup, device)["m"]
 
 
 @torch.no_grad()
@@ -185,22 +303,22 @@ def compare_speed(
     repeats: int = 10,
     warmup: int = 2,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, dict[str, float]]:
     """Batch-1 speed of several models measured *interleaved* (A, B, A, B, ...) so that load changes on a shared
     machine hit all of them alike; median time per model. Returns {name: {frames_per_s, clips_per_s, ...}}."""
-    x = torch.randn(1, num_frames, 3, *size, device=device)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    x = torch.randn(1, num_frames, 3, *size, device=device, dtype=dtype)
     for m in models.values():
-        m.eval().to(device)
+        m.eval().to(device=device, dtype=dtype)
         for _ in range(warmup):
             m(x)
-    sync()
+    _sync(device)
     times: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(repeats):
         for name, m in models.items():
             t = time.perf_counter()
             m(x)
-            sync()
+            _sync(device)
             times[name].append(time.perf_counter() - t)
     out = {}
     for name, ts in times.items():

@@ -29,15 +29,15 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from funet.config import FUnetConfig
 from tenfold_core.errors import ConfigError, ModelLoadError
+from tenfold_core.models import register_model
 
 __all__ = [
     "FUnetConfig",
@@ -49,60 +49,9 @@ __all__ = [
     "CSAUNet",
     "build_encoder",
     "build_model",
+    "StreamStep",
+    "StreamingPredictor",
 ]
-
-
-# ------------------------------------------------------------------------------------------------ config
-@dataclass
-class FUnetConfig:
-    """Every architectural choice; the defaults are the paper's / official code's model."""
-
-    encoder_name: str = (
-        "tu-res2net50d"  # Res2Net50-v1b (deep stem, avg-down) in timm; any smp encoder name works
-    )
-    encoder_weights: str | None = (
-        None  # None, an smp weight name ("imagenet", fetched from the HF hub), or a file
-    )
-    in_channels: int = 3
-    num_frames: int = 5
-    low_channels: int = 24  # Low_RFB output (stride 8)
-    high_channels: int = 32  # High_RFB output (stride 16)
-    rfb_mid_channels: int = 128
-    unet_base: int = 64  # U-Net widths base * (1, 2, 4, 8, 16): 64..1024 in the paper
-    unet_out_channels: int = 32
-    unet_bilinear: bool = (
-        False  # official default (ConvTranspose); True crashes in the official code, works here
-    )
-    decoder_channels: int = 16
-    csa: bool = True
-    csa_heads: int = 8
-    pos_size: list[int] = field(
-        default_factory=lambda: [256, 448]
-    )  # input size the pos-embeddings are stored at
-    pos_mode: Literal["interpolate", "fixed"] = "interpolate"
-    frame_gate: bool = True
-    frame_ratio: int = 2
-    temporal_fusion: Literal["none", "gated_mean"] = "none"
-    dropout: float = 0.1
-    rfb_bn_momentum: float = 0.01  # official BasicConv BN momentum (PyTorch convention); 0.1 suits short runs
-
-    def __post_init__(self):
-        if self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
-        if self.frame_gate and self.num_frames < 2:
-            raise ValueError("frame_gate needs num_frames >= 2 (set frame_gate=False for single images)")
-        if len(self.pos_size) != 2 or min(self.pos_size) < 16:
-            raise ValueError(f"pos_size must be [H, W] with H, W >= 16, got {self.pos_size}")
-        for name in ("unet_base", "unet_out_channels", "high_channels", "low_channels", "decoder_channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.csa and self.unet_base % self.csa_heads:
-            raise ValueError(
-                f"unet_base ({self.unet_base}) must be divisible by csa_heads ({self.csa_heads})"
-            )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------------ encoder
@@ -132,9 +81,43 @@ def build_encoder(name: str, depth: int = 4, weights: str | None = None, in_chan
             f"encoder_weights={weights!r} for {name!r} could not be loaded ({type(e).__name__}: {e}); "
             "offline, pass a local weights file instead"
         ) from None
+    _drop_unused(enc, in_channels)
     if local:
         load_encoder_weights(enc, weights)
     return enc
+
+
+def _drop_unused(encoder: nn.Module, in_channels: int) -> None:
+    """Replace the encoder's sub-modules that never reach an output by ``nn.Identity``.
+
+    smp keeps ResNet's layer4 at depth 4 and timm's feature wrappers may run a block past the last returned stage:
+    parameters that produce no loss make DDP fail ("parameters that were not used in producing the loss") and cost
+    time. Found with one probe forward/backward at 64x64; the outputs are checked to be unchanged.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    x = torch.zeros(1, in_channels, 64, 64)
+    feats = encoder(x)
+    sum(f.float().sum() for f in feats).backward()
+    unused = {n for n, p in encoder.named_parameters() if p.grad is None}
+    shapes = [f.shape for f in feats]
+    for p in encoder.parameters():
+        p.grad = None
+    if unused:
+        dropped: list[str] = []
+        for name, mod in list(encoder.named_modules()):
+            if not name or any(name.startswith(d + ".") for d in dropped):
+                continue
+            names = [f"{name}.{n}" for n, _ in mod.named_parameters()]
+            if names and all(n in unused for n in names):
+                parent = encoder.get_submodule(name.rpartition(".")[0]) if "." in name else encoder
+                setattr(parent, name.rpartition(".")[2], nn.Identity())
+                dropped.append(name)
+        with torch.no_grad():
+            after = [f.shape for f in encoder(x)]
+        if after != shapes:  # pragma: no cover - an encoder whose unused part still shapes an output
+            raise ConfigError(f"encoder: cannot drop its unused modules {dropped} safely")
+    encoder.train(was_training)
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
@@ -436,14 +419,24 @@ def _check_clip(x: torch.Tensor, multiple: int) -> None:
         raise ValueError(f"H and W must be divisible by {multiple}, got {h}x{w}")
 
 
+@register_model
 class FUnet(nn.Module):
-    """Frame-UNet. ``forward(clip)`` -> logits ``[B, F, 1, H, W]``; ``return_gates=True`` also returns ``[B, F]``."""
+    """Frame-UNet. ``forward(clip)`` -> logits ``[B, F, 1, H, W]``; ``return_gates=True`` also returns ``[B, F]``.
+
+    ``FUnet(FUnetConfig(...))``; keyword overrides (``FUnet(encoder_name="resnet18")``) are a shortcut for scripts.
+    """
+
+    config_class = FUnetConfig
 
     def __init__(self, config: FUnetConfig | None = None, **overrides):
         super().__init__()
         cfg = config or FUnetConfig()
         if overrides:
-            cfg = FUnetConfig(**{**cfg.to_dict(), **overrides})
+            from dataclasses import asdict
+
+            cfg = FUnetConfig(**{**asdict(cfg), **overrides})
+        if cfg.kind != "funet":
+            raise ConfigError(f"model.kind={cfg.kind!r}: FUnet needs kind=funet (use build_model)")
         self.config = cfg
         self.encoder = build_encoder(cfg.encoder_name, 4, cfg.encoder_weights, cfg.in_channels)
         ch = self.encoder.out_channels
@@ -477,26 +470,38 @@ class FUnet(nn.Module):
             nn.Dropout2d(cfg.dropout), nn.Conv2d(cfg.decoder_channels, 1, 1, bias=False)
         )
 
+    # the three stages, shared by the clip forward and the streaming step
+    def features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame features ``[N, 3, H, W]`` -> (low ``[N, C_low, H/8, W/8]``, high ``[N, C_high, H/16, W/16]``)."""
+        feats = self.encoder(frames)
+        return self.low_rfb(feats[3]), self.high_rfb(feats[4])
+
+    def fuse(self, high: torch.Tensor, gates: torch.Tensor | None) -> torch.Tensor:
+        """``temporal_fusion=gated_mean``: add a projected, gate-weighted clip mean to every frame. ``high`` [B, F, ...]."""
+        if self.fusion is None:
+            return high
+        wts = gates if gates is not None else high.new_ones(high.shape[:2])
+        ctx = (high * wts[:, :, None, None, None]).sum(1) / wts.sum(1).clamp_min(1e-6)[:, None, None, None]
+        return high + self.fusion(ctx)[:, None]
+
+    def frame_logits(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """Per-frame stride-8 logits ``[N, 1, H/8, W/8]`` (before the gate)."""
+        high = self.seg_branch(high)
+        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(self.decoder(low, high))
+
     def forward(self, x: torch.Tensor, return_gates: bool = False, use_gate: bool = True):
         _check_clip(x, 16)
         b, f = x.shape[:2]
-        frames = x.flatten(0, 1)
-        feats = self.encoder(frames)
-        low = self.low_rfb(feats[3])
-        high = self.high_rfb(feats[4])
+        low, high = self.features(x.flatten(0, 1))
         gates = None
         if self.frame_attention is not None and use_gate:
             if f != self.config.num_frames:
                 raise ValueError(f"the frame gate was built for {self.config.num_frames} frames, got {f}")
             gates = self.frame_attention(low.reshape(b, f * low.shape[1], *low.shape[2:]))  # [B, F]
         if self.fusion is not None:
-            hf = high.reshape(b, f, *high.shape[1:])
-            wts = gates if gates is not None else hf.new_ones(b, f)
-            ctx = (hf * wts[:, :, None, None, None]).sum(1) / wts.sum(1).clamp_min(1e-6)[:, None, None, None]
-            high = (hf + self.fusion(ctx)[:, None]).flatten(0, 1)
-        high = self.seg_branch(high)
-        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
-        z = self.head(self.decoder(low, high))
+            high = self.fuse(high.reshape(b, f, *high.shape[1:]), gates).flatten(0, 1)
+        z = self.frame_logits(low, high)
         if gates is not None:
             z = z * gates.reshape(b * f, 1, 1, 1)
         z = F.interpolate(z, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -504,54 +509,139 @@ class FUnet(nn.Module):
         return (z, gates) if return_gates else z
 
 
+@register_model
 class PerFrameUNet(nn.Module):
-    """Baseline: ``smp.Unet`` applied to every frame of the clip independently (same clip interface as FUnet)."""
+    """Baselines on every frame of the clip independently (same clip interface as FUnet).
 
-    def __init__(
-        self,
-        encoder_name: str = "tu-res2net50d",
-        encoder_weights: str | None = None,
-        encoder_depth: int = 5,
-        decoder_channels: tuple[int, ...] | list[int] = (256, 128, 64, 32, 16),
-        in_channels: int = 3,
-    ):
+    ``kind=unet``: ``smp.Unet`` (full-resolution output). ``kind=unet_s8``: the same U-Net with its decoder stopped at
+    stride 8 (the last ``depth - 3`` up blocks are not built), a 3x3 head and a bilinear upsample: FUnet's output
+    resolution, like for like.
+    """
+
+    config_class = FUnetConfig
+
+    def __init__(self, config: FUnetConfig | None = None, **overrides):
         super().__init__()
         import segmentation_models_pytorch as smp
+        from segmentation_models_pytorch.base import SegmentationHead
 
-        local = _is_local_weights(encoder_weights)
+        cfg = config or FUnetConfig(kind="unet")
+        if overrides:
+            from dataclasses import asdict
+
+            cfg = FUnetConfig(**{**asdict(cfg), **overrides})
+        if cfg.kind not in ("unet", "unet_s8"):
+            raise ConfigError(f"model.kind={cfg.kind!r}: PerFrameUNet needs kind=unet or unet_s8")
+        self.config = cfg
+        depth = cfg.baseline_encoder_depth
+        dec = list(cfg.baseline_decoder_channels)[:depth]
         self.unet = smp.Unet(
-            encoder_name,
-            encoder_depth=encoder_depth,
-            encoder_weights=None,
-            decoder_channels=list(decoder_channels)[:encoder_depth],
-            in_channels=in_channels,
-            classes=1,
-        )
-        if encoder_weights is not None:
-            if local:
-                load_encoder_weights(self.unet.encoder, encoder_weights)
+            cfg.encoder_name, encoder_depth=depth, encoder_weights=None, decoder_channels=dec,
+            in_channels=cfg.in_channels, classes=1,
+        )  # fmt: skip
+        self.out_stride = 1
+        if cfg.kind == "unet_s8":
+            keep = depth - 3
+            self.unet.decoder.blocks = self.unet.decoder.blocks[:keep]
+            self.unet.segmentation_head = SegmentationHead(dec[keep - 1], 1, kernel_size=3)
+            self.out_stride = 8
+        _drop_unused(self.unet.encoder, cfg.in_channels)  # smp keeps ResNet's layer4 at depth 4
+        w = cfg.encoder_weights
+        if w is not None:
+            if _is_local_weights(w):
+                load_encoder_weights(self.unet.encoder, w)
             else:
-                src = build_encoder(encoder_name, encoder_depth, encoder_weights, in_channels)
+                src = build_encoder(cfg.encoder_name, depth, w, cfg.in_channels)
                 self.unet.encoder.load_state_dict(src.state_dict())
-        self.multiple = 2**encoder_depth
-        self.config = {
-            "encoder_name": encoder_name,
-            "encoder_depth": encoder_depth,
-            "decoder_channels": list(decoder_channels)[:encoder_depth],
-            "in_channels": in_channels,
-        }
+        self.multiple = 2**depth
+
+    def frame_logits(self, frames: torch.Tensor) -> torch.Tensor:
+        z = self.unet.segmentation_head(self.unet.decoder(self.unet.encoder(frames)))
+        if self.out_stride != 1:
+            z = F.interpolate(z, size=frames.shape[-2:], mode="bilinear", align_corners=False)
+        return z
 
     def forward(self, x: torch.Tensor, return_gates: bool = False, use_gate: bool = True):
         _check_clip(x, self.multiple)
         b, f = x.shape[:2]
-        z = self.unet(x.flatten(0, 1)).reshape(b, f, 1, *x.shape[-2:])
+        z = self.frame_logits(x.flatten(0, 1)).reshape(b, f, 1, *x.shape[-2:])
         return (z, None) if return_gates else z
 
 
-def build_model(kind: str, **kwargs) -> nn.Module:
-    """``build_model("funet", encoder_name=..., unet_base=...)`` or ``build_model("unet", encoder_name=...)``."""
-    if kind == "funet":
-        return FUnet(FUnetConfig(**kwargs))
-    if kind == "unet":
-        return PerFrameUNet(**kwargs)
-    raise ConfigError(f"model: expected 'funet' or 'unet', got {kind!r}")
+def build_model(config: FUnetConfig | None = None, **overrides) -> nn.Module:
+    """The model a :class:`FUnetConfig` describes: ``FUnet`` (kind=funet) or ``PerFrameUNet`` (kind=unet / unet_s8)."""
+    cfg = config or FUnetConfig()
+    if overrides:
+        from dataclasses import asdict
+
+        cfg = FUnetConfig(**{**asdict(cfg), **overrides})
+    return FUnet(cfg) if cfg.kind == "funet" else PerFrameUNet(cfg)
+
+
+# ------------------------------------------------------------------------------------------------ streaming
+class StreamStep(nn.Module):
+    """One causal streaming step of a trained FUnet, a pure function of tensors (scriptable / exportable).
+
+    ``forward(frame [1, 3, H, W], low_hist [1, F-1, C_low, H/8, W/8], high_hist [1, F-1, C_high, H/16, W/16])``
+    -> ``(logits [1, 1, H, W], gate [1], low_hist', high_hist')``. Only the new frame goes through the encoder; the
+    gate sees the cached low-level features of the last ``F - 1`` frames and the new one, with the new frame last
+    (causal: no look-ahead). In a clip forward the last frame's gate sees exactly the same window, so the streaming
+    output of frame t equals the clip output of the last frame of clip ``[t-F+1 .. t]``.
+    """
+
+    def __init__(self, model: FUnet):
+        super().__init__()
+        self.model = model
+        self.gated = model.frame_attention is not None
+        self.fused = model.fusion is not None
+
+    def forward(self, frame: torch.Tensor, low_hist: torch.Tensor, high_hist: torch.Tensor):
+        m = self.model
+        low, high = m.features(frame)
+        lows = torch.cat([low_hist, low[:, None]], 1)
+        highs = torch.cat([high_hist, high[:, None]], 1)
+        gate = torch.ones(1, dtype=frame.dtype, device=frame.device)
+        gates = None
+        if self.gated:
+            assert m.frame_attention is not None
+            gates = m.frame_attention(lows.flatten(1, 2))  # [1, F]
+            gate = gates[:, -1]
+        if self.fused:
+            high = m.fuse(highs, gates)[:, -1]
+        z = m.frame_logits(low, high) * gate.reshape(1, 1, 1, 1)
+        z = F.interpolate(z, size=frame.shape[-2:], mode="bilinear", align_corners=False)
+        return z, gate, lows[:, 1:], highs[:, 1:]
+
+
+class StreamingPredictor:
+    """Frames in one at a time -> probability maps, with a ring buffer of per-frame encoder features.
+
+    ``push(frame [3, H, W] normalised)`` -> ``(prob [H, W], gate)``. Memory is the buffer (F - 1 frames of features),
+    independent of the video length. Until F - 1 frames have been seen the buffer holds copies of the first frame
+    (as a clip at the start of a video repeats a frame). Per-frame baselines have no buffer.
+    """
+
+    def __init__(
+        self, model: nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ):
+        self.model = model.eval().to(device=device, dtype=dtype)
+        self.device, self.dtype = torch.device(device), dtype
+        self.step = StreamStep(model) if isinstance(model, FUnet) else None
+        self.low: torch.Tensor | None = None
+        self.high: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.low = self.high = None
+
+    @torch.no_grad()
+    def push(self, frame: torch.Tensor) -> tuple[torch.Tensor, float]:
+        x = frame.to(self.device, self.dtype)[None]
+        if self.step is None:
+            return torch.sigmoid(self.model.frame_logits(x).float())[0, 0], float("nan")
+        if self.low is None:
+            low, high = self.model.features(x)
+            n = self.model.config.num_frames - 1
+            self.low = low[:, None].expand(1, n, *low.shape[1:]).contiguous()
+            self.high = high[:, None].expand(1, n, *high.shape[1:]).contiguous()
+        z, gate, self.low, self.high = self.step(x, self.low, self.high)
+        return torch.sigmoid(z.float())[0, 0], float(gate[0])
