@@ -181,7 +181,7 @@ def test_shards_cover_the_sweep_and_rerun_skips(tmp_path):
     assert Path(res["png"]).stat().st_size > 5000
 
 
-def test_train_verb_and_threshold_flag_on_sweep(tmp_path):
+def test_train_verb_and_threshold_flag_on_sweep(tmp_path, capsys):
     m = app.run(
         ["train", "--preset", "tiny", "--train.out_dir", str(tmp_path / "t"), "--train.max_epochs", "5"]
     )
@@ -189,6 +189,7 @@ def test_train_verb_and_threshold_flag_on_sweep(tmp_path):
     ev = app.run(["evaluate", str(tmp_path / "t")])
     assert ev["test_loss"] == pytest.approx(m["test_loss"], rel=1e-5)
     cfg = _units_cfg(tmp_path / "s", seeds=[0], widths=[2, 4])
+    capsys.readouterr()
     r = app.run(["sweep", "--preset", "tiny", "--train.out_dir", str(tmp_path / "s"), "--widths", "2,4",
                  "--engine", "packed", "--data.batch_size", "0", "--threshold_acc", "0.5"])  # fmt: skip
     assert (
@@ -196,6 +197,8 @@ def test_train_verb_and_threshold_flag_on_sweep(tmp_path):
         and json.loads((tmp_path / "s" / "metrics.json").read_text())["threshold_acc"] == 0.5
     )
     assert cfg.threshold_acc == 0.999
+    printed = json.loads(capsys.readouterr().out)  # verb output is one JSON object; NaN is written as null
+    assert printed["threshold_acc"] == 0.5 and printed["units"] == 2
 
 
 @pytest.mark.slow

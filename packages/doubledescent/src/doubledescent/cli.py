@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
+import sys
+
 from tenfold_core.cli import App
 
 from . import __version__
-from .config import DemoCommand, EvaluateCommand, ReportCommand, SweepCommand, TrainCommand, TsneCommand
+from .config import (
+    DemoCommand,
+    EvaluateCommand,
+    ReportCommand,
+    SweepCommand,
+    TrainCommand,
+    TsneCommand,
+    is_rank_zero,
+)
 
 app = App(
     "doubledescent",
@@ -13,6 +26,25 @@ app = App(
     version=__version__,
     package="doubledescent",
 )
+_quiet = [0]
+
+
+@contextlib.contextmanager
+def quiet():
+    """Verbs called inside this block (the demo calling sweep and report) return their results without printing."""
+    _quiet[0] += 1
+    try:
+        yield
+    finally:
+        _quiet[0] -= 1
+
+
+def _emit(result: dict) -> dict:
+    """Print a verb's result as one JSON object on stdout (rank 0 only; NaN/inf as null) and return it."""
+    if is_rank_zero() and result and not _quiet[0]:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+        sys.stdout.write(json.dumps(clean, indent=1, default=str) + "\n")
+    return result
 
 
 @app.command(
@@ -21,7 +53,7 @@ app = App(
 def train(cfg: TrainCommand) -> dict:
     from .train import run_train
 
-    return run_train(cfg)
+    return _emit(run_train(cfg))
 
 
 @app.command(
@@ -33,13 +65,12 @@ def train(cfg: TrainCommand) -> dict:
 def sweep(cfg: SweepCommand) -> dict:
     from .report import write_report
     from .sweep import run_sweep
-    from .train import is_rank_zero
 
     run = run_sweep(cfg)
     if not is_rank_zero():
         return {}
     metrics = write_report(run, threshold_acc=cfg.threshold_acc)
-    return {"results": str(run / "results.csv"), "report": str(run / "report.md"), **metrics}
+    return _emit({"results": str(run / "results.csv"), "report": str(run / "report.md"), **metrics})
 
 
 @app.command(
@@ -48,28 +79,28 @@ def sweep(cfg: SweepCommand) -> dict:
 def evaluate(cfg: EvaluateCommand) -> dict:
     from .evaluate import evaluate_run
 
-    return evaluate_run(cfg.run_dir, cfg.knn_k, cfg.knn_metric)
+    return _emit(evaluate_run(cfg.run_dir, cfg.knn_k, cfg.knn_metric))
 
 
 @app.command("report", ReportCommand, help="plots, report.md and headline numbers from a run folder")
 def report(cfg: ReportCommand) -> dict:
     from .report import write_report
 
-    return write_report(cfg.run_dir, cfg.out, cfg.threshold_acc)
+    return _emit(write_report(cfg.run_dir, cfg.out, cfg.threshold_acc))
 
 
 @app.command("tsne", TsneCommand, help="t-SNE of learned features for a few widths of a sweep's stored units")
 def tsne(cfg: TsneCommand) -> dict:
     from .tsne import feature_tsne
 
-    return {"png": str(feature_tsne(cfg))}
+    return _emit({"png": str(feature_tsne(cfg))})
 
 
 @app.command("demo", DemoCommand, help="offline CPU demo: the sweep and report verbs with the demo preset")
 def demo(cfg: DemoCommand) -> dict:
     from .demo import run_demo
 
-    return run_demo(cfg)
+    return _emit(run_demo(cfg))
 
 
 main = app.main

@@ -36,6 +36,7 @@ __all__ = [
     "resnet18_params",
     "estimate_params",
     "parse_shard",
+    "is_rank_zero",
 ]
 
 MODEL_KINDS = ("fc", "cnn", "resnet18")
@@ -73,6 +74,16 @@ def estimate_params(kind: str, width: int, input_shape: tuple[int, ...], num_cla
     if kind == "cnn":
         return cnn_params(width, channels, num_classes)
     return resnet18_params(width, channels, num_classes)
+
+
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed run (env set by Lightning / SLURM / torchrun)."""
+    import os
+
+    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key) not in (None, ""):
+            return int(os.environ[key]) == 0
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def parse_shard(shard: str) -> tuple[int, int]:

@@ -42,11 +42,12 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
 
         raise ConfigError(f"out {out}: is a file, expected a folder")
     sweep_cfg = demo_sweep_config(cfg, out / "run")
-    cli.sweep(sweep_cfg)
     report_cfg = load_preset(
         "doubledescent", "demo", "report", {"run_dir": str(out / "run"), "out": str(out)}
     )
-    metrics = cli.report(report_cfg)
+    with cli.quiet():
+        cli.sweep(sweep_cfg)
+        metrics = cli.report(report_cfg)
     rows = read_results(out / "run" / "results.csv")
     kind = sweep_cfg.model.kind
     noisy_p, clean_p = max(sweep_cfg.noise), min(sweep_cfg.noise)

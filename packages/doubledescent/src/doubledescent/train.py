@@ -37,7 +37,7 @@ from tenfold_core.io import write_json
 from tenfold_core.models import save_weights
 from tenfold_core.train import ClassifierModule, fit
 
-from .config import OptimConfig, TrainCommand, UnitSettings, WidthModelConfig
+from .config import OptimConfig, TrainCommand, UnitSettings, WidthModelConfig, is_rank_zero
 from .data import ArrayData, load_data, train_loader
 from .evaluate import evaluate_model, measure
 from .losses import packed_cross_entropy
@@ -118,14 +118,6 @@ class WidthClassifier(ClassifierModule):
 def unit_seed(seed: int, width: int) -> int:
     """Seed of a unit's initialisation and batch order: independent of which other units ran before."""
     return (int(seed) * 1_000_003 + int(width) * 7919) % (2**31 - 1)
-
-
-def is_rank_zero() -> bool:
-    """True unless this process is a non-zero rank of a distributed run (env set by Lightning / SLURM / torchrun)."""
-    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if os.environ.get(key) not in (None, ""):
-            return int(os.environ[key]) == 0
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def _single_device(settings: UnitSettings) -> bool:
