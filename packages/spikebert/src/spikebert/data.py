@@ -201,7 +201,8 @@ def write_shards(
         except (OSError, json.JSONDecodeError):
             pass
     out.mkdir(parents=True, exist_ok=True)
-    tmp_t, tmp_o = out / "tokens.bin.tmp", out / "offsets.bin.tmp"
+    # per-process temporary names, then atomic renames: DDP ranks may write the same (identical) shards at once
+    tmp_t, tmp_o = out / f"tokens.bin.{os.getpid()}.tmp", out / f"offsets.bin.{os.getpid()}.tmp"
     n = pos = 0
     with tmp_t.open("wb") as ft, tmp_o.open("wb") as fo:
         buf: list[str] = []
@@ -228,7 +229,9 @@ def write_shards(
     os.replace(tmp_t, out / "tokens.bin")
     os.replace(tmp_o, out / "offsets.bin")
     meta = {**key, "sentences": n, "tokens": pos, "pad_token_id": int(tokenizer.pad_token_id or 0)}
-    meta_p.write_text(json.dumps(meta))
+    tmp_m = out / f"meta.json.{os.getpid()}.tmp"
+    tmp_m.write_text(json.dumps(meta))
+    os.replace(tmp_m, meta_p)
     return meta
 
 

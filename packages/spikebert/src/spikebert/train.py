@@ -428,7 +428,8 @@ def _finish(
     module, res, out: Path, tok, loaders: dict, stage: str, callbacks, extra: dict | None = None
 ) -> dict:
     _selected(module, res)
-    if tok is not None:
+    rank0 = res.trainer is None or res.trainer.is_global_zero
+    if tok is not None and rank0:
         tok.save_pretrained(str(out / "tokenizer"))
     metrics: dict[str, Any] = {"stage": stage, "best_val": res.best_score}
     for split, dl in loaders.items():
@@ -495,7 +496,8 @@ def pretrain_teacher(cfg: PretrainTeacherConfig) -> dict[str, Any]:
         mlm.save_pretrained(str(out / "teacher"))
         tok.save_pretrained(str(out / "teacher"))
     metrics = {"stage": "pretrain-teacher", "best_val_loss": res.best_score, "teacher": str(out / "teacher")}
-    write_json(out / "metrics.json", metrics)
+    if res.trainer is None or res.trainer.is_global_zero:
+        write_json(out / "metrics.json", metrics)
     return metrics
 
 
@@ -562,7 +564,9 @@ def distill_pretrain(cfg: DistillPretrainConfig) -> dict[str, Any]:
         run_config=_run_config(cfg, model_cfg, teacher=cfg.teacher, loss=cfg.loss, layer_map=module.layer_map),
     )  # fmt: skip
     _selected(module, res)
-    tok.save_pretrained(str(out / "tokenizer"))
+    rank0 = res.trainer is None or res.trainer.is_global_zero
+    if rank0:
+        tok.save_pretrained(str(out / "tokenizer"))
     metrics = {
         "stage": "distill-pretrain",
         "best_val_loss": res.best_score,
@@ -571,7 +575,8 @@ def distill_pretrain(cfg: DistillPretrainConfig) -> dict[str, Any]:
     }
     if cbs[0].history:
         metrics["train_rate_mean_last_epoch"] = sum(cbs[0].history[-1].values()) / len(cbs[0].history[-1])
-    write_json(out / "metrics.json", metrics)
+    if rank0:
+        write_json(out / "metrics.json", metrics)
     return metrics
 
 
