@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tenfold_core.errors import ConfigError
+from tenfold_core.models import register_model
 
 from .config import (
     MODEL_KINDS,
@@ -32,14 +33,6 @@ from .config import (
     resnet18_params,
     simple_fc_params,
 )
-
-try:
-    from tenfold_core.models import register_model
-except ImportError:  # pragma: no cover - older core without the model registry
-
-    def register_model(cls):
-        return cls
-
 
 __all__ = [
     "WidthModelConfig",

@@ -20,7 +20,6 @@ Two engines read the same sections (``--model``, ``--data``, ``--train``, ``--op
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -242,13 +241,6 @@ class _Hooks:
         return Hooks()
 
 
-def _fit_kwargs(run_config: dict) -> dict:
-    params = inspect.signature(fit).parameters
-    if "run_config" in params:
-        return {"run_config": run_config}
-    return {"export_config": run_config}  # pragma: no cover - older core
-
-
 def fit_unit(
     settings: UnitSettings,
     data: ArrayData,
@@ -274,7 +266,7 @@ def fit_unit(
     run_config = _run_config(settings, model_cfg, _noise_info(noisy, noise_path), out_dir)
     run_config["noise"].pop("path", None)
     cbs = [_Hooks(on_step, on_epoch, eval_every)] if (on_step or on_epoch) else []
-    fit(module, train_cfg, loader, callbacks=cbs, **_fit_kwargs(run_config))
+    fit(module, train_cfg, loader, callbacks=cbs, run_config=run_config)
     model = module.model.cpu()
     return model, measure(model, data, noisy, settings.knn_k, settings.knn_metric)
 
