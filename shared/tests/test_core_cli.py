@@ -256,3 +256,9 @@ def test_core_light_modules_do_not_import_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("value", ["[1,", "[", "[{a: [", "[1, 2]]"])
+def test_broken_yaml_in_a_list_flag_is_a_config_error(value):  # found by tests/test_fuzz.py
+    with pytest.raises(ConfigError, match="'widths': expected a list of an integer"):
+        parse_config(Cfg, {"widths": value})

@@ -150,7 +150,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return base(value)
     except ConfigError:
         raise
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, yaml.YAMLError):
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}") from None
 
 
