@@ -89,6 +89,18 @@ class ImageFolderDataset(Dataset):
         if not self.items:
             raise DataError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in its class folders")
         self.image_size = image_size
+        self._check_headers()
+
+    def _check_headers(self) -> None:
+        """Open every file's header (cheap): a broken file is reported before any training starts."""
+        from PIL import Image, UnidentifiedImageError
+
+        for path, _ in self.items:
+            try:
+                with Image.open(path) as im:
+                    im.size  # noqa: B018
+            except (OSError, UnidentifiedImageError, ValueError) as e:
+                raise DataError(f"{path}: not a readable image ({type(e).__name__})") from None
 
     def __len__(self) -> int:
         return len(self.items)

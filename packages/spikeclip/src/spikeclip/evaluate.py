@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from spikeclip.config import DataConfig, EvaluateConfig, MiniCLIPConfig
-from spikeclip.data import load_data
+from spikeclip.data import build_prompts, load_data
 from spikeclip.losses import class_logits
 from spikeclip.model import ANNImageEncoder, SpikingImageEncoder, SpikingTextEncoder
 from spikeclip.train import class_embeddings, load_run_dir, resolve_teacher
@@ -140,6 +140,9 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     out["mean_firing_rate"] = sum(rates.values()) / len(rates) if rates else 0.0
     attn = {k: v for k, v in rates.items() if k.endswith("attn_lif")}
     out["min_attention_firing_rate"] = min(attn.values()) if attn else None
+    with torch.no_grad(), FiringRateMonitor(text) as mon:
+        text.eval().encode(build_prompts(data.classes, templates)[0])
+        out["text_firing_rates"] = mon.rates()
     energy = energy_report(student, images, cfg.energy_precision)
     out["energy"] = {k: v for k, v in energy.items() if k != "table"}
     out["energy_ratio_vs_same_size_ann"] = energy["ratio"]

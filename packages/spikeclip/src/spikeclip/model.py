@@ -389,8 +389,10 @@ class MiniCLIP(_Teacher):
             self.text_proj = nn.Linear(384, config.embed_dim)
         else:
             self.word_tok = WordTokenizer(config.vocab, config.max_length)
+            # LayerNorm'd token + position embeddings (BERT-style): the text SNN copies them, and its input LIF
+            # (V_th 1) only fires on unit-scale inputs
             self.word_embed = TokenEmbedding(
-                self.word_tok.vocab_size, config.word_dim, config.max_length, False
+                self.word_tok.vocab_size, config.word_dim, config.max_length, True
             )
             self.text_mlp = nn.Sequential(nn.Linear(config.word_dim, 2 * config.word_dim), nn.GELU())
             self.text_proj = nn.Linear(2 * config.word_dim, config.embed_dim)
@@ -456,7 +458,7 @@ class MiniCLIP(_Teacher):
             vocab=list(self.config.vocab),
             token=self.word_embed.token.weight.detach().clone(),
             position=self.word_embed.position.detach().clone(),
-            norm=None,
+            norm=copy.deepcopy(self.word_embed.norm.state_dict()),
         )
 
 
