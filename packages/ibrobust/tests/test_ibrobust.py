@@ -100,16 +100,15 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ibr")
     base = load_preset("ibrobust", "demo", "train")
-    base = dataclasses.replace(
-        base,
-        data=dataclasses.replace(base.data, n_test=200),
-        train=dataclasses.replace(base.train, seed=0),
-    )
+    from ibrobust.demo import pretrain
+
+    base = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=0))
+    pretrain(base, root / "pre", 0, 6)
     runs = {}
     for name, bottleneck, method in [("base", False, "none"), ("ib_freelb", True, "freelb")]:
         cfg = dataclasses.replace(
             base,
-            model=dataclasses.replace(base.model, bottleneck=bottleneck),
+            model=dataclasses.replace(base.model, bottleneck=bottleneck, init_from=str(root / "pre")),
             adv=dataclasses.replace(base.adv, method=method),
             train=dataclasses.replace(base.train, out_dir=str(root / name)),
         )
@@ -124,7 +123,7 @@ def test_training_writes_run_and_ib_freelb_aua_at_least_base(trained):
     from tenfold_core.cli import load_preset
 
     root, runs, base = trained
-    acfg = dataclasses.replace(load_preset("ibrobust", "demo", "attack").attack, n_examples=60)
+    acfg = dataclasses.replace(load_preset("ibrobust", "demo", "attack").attack, n_examples=100)
     test = load_data(base.data).test
     aua = {}
     for name in runs:
@@ -133,7 +132,7 @@ def test_training_writes_run_and_ib_freelb_aua_at_least_base(trained):
         assert (root / name / "tokenizer").is_dir()
         res = attack_model(model, tok, test.texts, test.labels, acfg, ["deterministic"], synthetic=True)
         aua[name] = res["deterministic"]["aua"]
-        assert res["deterministic"]["n"] == 60
+        assert res["deterministic"]["n"] == 100
     assert aua["ib_freelb"] >= aua["base"], aua
 
 
@@ -148,6 +147,8 @@ def test_eot_attack_at_least_as_successful_on_sampled_model(trained, tmp_path):
 
     root, _, base = trained
     model, tok, _ = load_trained(root / "ib_freelb")
+    with torch.no_grad():  # a noisier posterior, so that sampling matters at this size
+        model.stats.bias[model.config.h_dim :] += 8.0
     test = load_data(base.data).test
     c = clean_accuracy(model, tok, test.texts, test.labels, samples=3)
     assert c["deterministic_repeatable"]
@@ -156,14 +157,17 @@ def test_eot_attack_at_least_as_successful_on_sampled_model(trained, tmp_path):
         model, tok, test.texts, test.labels, acfg, ["sampled", "eot"], synthetic=True, out_dir=tmp_path
     )
     judge = EOTVictim(Victim(SampledView(model), tok), n=32, seed=123)
-    rate = {}
+    rate, reported = {}, {}
     for mode in ("sampled", "eot"):
         recs = [r for r in read_records(tmp_path / f"textfooler-{mode}.jsonl") if r["status"] != "skipped"]
         assert recs
         ok = [r for r in recs if r["status"] == "succeeded"]
+        reported[mode] = len(ok) / len(recs)
         fooled = sum(int(judge.predict([r["perturbed"]])[0] != r["label"]) for r in ok)
         rate[mode] = fooled / len(recs)
     assert rate["eot"] >= rate["sampled"], rate
+    # one draw per query: most reported 'successes' against the sampled model are noise, not adversarial examples
+    assert reported["sampled"] >= 0.3 and rate["sampled"] <= 0.5 * reported["sampled"], (reported, rate)
 
 
 def test_alternating_schedule_freezes_groups():

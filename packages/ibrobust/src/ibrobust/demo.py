@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ibrobust.config import DemoCommand
 
-__all__ = ["demo", "VARIANTS"]
+__all__ = ["demo", "pretrain", "VARIANTS"]
 
 # name -> (model overrides, objective overrides, adv overrides)
 VARIANTS = {
@@ -17,6 +17,20 @@ VARIANTS = {
     "ib": ({"bottleneck": True}, {}, {"method": "none"}),
     "ib_freelb": ({"bottleneck": True}, {}, {"method": "freelb"}),
 }
+
+
+def pretrain(base_cfg, out_dir, seed: int, epochs: int, lr: float = 2e-3) -> dict:
+    """Train a clean plain classifier (no bottleneck, no adversary): the stand-in for a pre-trained encoder that the
+    demo's models fine-tune from (``model.init_from``)."""
+    from ibrobust.train import train
+
+    pcfg = dataclasses.replace(
+        base_cfg, model=dataclasses.replace(base_cfg.model, bottleneck=False, init_from=""),
+        objective=dataclasses.replace(base_cfg.objective, beta=0.0), adv=dataclasses.replace(base_cfg.adv, method="none"),
+        train=dataclasses.replace(base_cfg.train, out_dir=str(out_dir), seed=seed, max_epochs=epochs),
+        optim=dataclasses.replace(base_cfg.optim, lr=lr),
+    )  # fmt: skip
+    return train(pcfg)
 
 
 def demo(cfg: DemoCommand) -> dict:
@@ -39,13 +53,9 @@ def demo(cfg: DemoCommand) -> dict:
     for seed in range(cfg.seeds):
         pre = out / f"pretrain-seed{seed}"
         if cfg.pretrain_epochs > 0:  # a clean tiny encoder stands in for pre-trained BERT
-            pcfg = dataclasses.replace(
-                base_cfg, model=dataclasses.replace(base_cfg.model, bottleneck=False),
-                objective=dataclasses.replace(base_cfg.objective, beta=0.0), adv=dataclasses.replace(base_cfg.adv, method="none"),
-                train=dataclasses.replace(base_cfg.train, out_dir=str(pre), seed=seed, max_epochs=cfg.pretrain_epochs),
-                optim=dataclasses.replace(base_cfg.optim, lr=2e-3),
-            )  # fmt: skip
-            metrics[f"pretrain_seconds_seed{seed}"] = train(pcfg)["seconds"]
+            metrics[f"pretrain_seconds_seed{seed}"] = pretrain(base_cfg, pre, seed, cfg.pretrain_epochs)[
+                "seconds"
+            ]
         for name, (m_over, o_over, a_over) in VARIANTS.items():
             if cfg.pretrain_epochs > 0:
                 m_over = {**m_over, "init_from": str(pre)}
