@@ -7,6 +7,7 @@ Each case is ``app.main(argv)``; prints ``TENFOLD-FUZZ {json}`` with the exit co
 """
 
 import contextlib
+import importlib
 import io
 import json
 import signal
@@ -26,6 +27,10 @@ def _alarm(signum, frame):
 
 def main(package: str, spec: str, limit: int) -> int:
     app = find_app(package)
+    # the heavy imports first, outside the per-case alarm: an import interrupted half-way breaks every later case
+    for mod in ("tenfold_core.train", f"{package}.train", f"{package}.evaluate"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(mod)
     cases = json.loads(open(spec, encoding="utf-8").read())
     signal.signal(signal.SIGALRM, _alarm)
     for case in cases:
