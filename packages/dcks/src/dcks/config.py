@@ -152,6 +152,9 @@ class DataConfig:
     informative_relation: str = arg(
         "xReact", help="synthetic: the one relation that carries the emotion evidence"
     )
+    distractor_emotion_rate: float = arg(
+        0.0, help="synthetic: chance that a non-informative relation names a random emotion's word (noise)"
+    )
     seed: int = arg(0, help="synthetic corpus seed")
 
     def __post_init__(self):
@@ -239,4 +242,3 @@ class DemoCommand:
 
     out: str = arg("runs/dcks-demo", help="output folder")
     seeds: int = arg(3, help="training seeds (spread reported)")
-    preset: str = arg("demo", help="preset of configs/ used for the verbs")

@@ -122,8 +122,10 @@ def synthetic_dialogues(cfg: DataConfig) -> DialogueData:
         for r in RELATIONS:
             if r == cfg.informative_relation:
                 word = rng.choice(lex[emo])
-            else:
+            elif rng.random() < cfg.distractor_emotion_rate:
                 word = rng.choice(lex[rng.choice(emotions)])
+            else:
+                word = rng.choice(_TOPICS)
             know[r] = f"{_RELATION_STEMS[r]} {word} . {rng.choice(_NEUTRAL)} {topic}"
         reply = _REPLIES.get(emo, "i understand how " + emo + " the {t} makes you").format(t=topic)
         return Example(f"syn-{i}", ctx, reply, emo, know)

@@ -18,6 +18,8 @@ from tenfold_core.report import markdown_table, new_figure, write_demo_outputs
 
 __all__ = ["run_demo"]
 
+PRESET = "demo"
+
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
@@ -33,14 +35,14 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
     for seed in range(cfg.seeds):
         for variant, source in (("with_knowledge", "context+knowledge"), ("without_knowledge", "context")):
             run_dir = out / "runs" / f"{variant}-seed{seed}"
-            tcfg = load_preset("dcks", cfg.preset, "train", {
+            tcfg = load_preset("dcks", PRESET, "train", {
                 "train.out_dir": str(run_dir), "train.seed": seed, "train.resume": "never",
                 "model.emotion_source": source,
             })  # fmt: skip
             informative = tcfg.data.informative_relation
             run_train(tcfg)
             primary = seed == 0 and variant == "with_knowledge"
-            ecfg = load_preset("dcks", cfg.preset, "evaluate", {
+            ecfg = load_preset("dcks", PRESET, "evaluate", {
                 "run": str(run_dir), "split": "test", "generate": primary, "seed": seed,
             })  # fmt: skip
             m = run_evaluate(ecfg)
@@ -65,7 +67,7 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
     metrics["emotion_acc_gain_from_knowledge"] = (
         metrics["emotion_acc_with_knowledge_mean"] - metrics["emotion_acc_without_knowledge_mean"]
     )
-    metrics["emotion_chance"] = 1.0 / max(int(load_preset("dcks", cfg.preset, "train").data.n_emotions), 1)
+    metrics["emotion_chance"] = 1.0 / max(int(load_preset("dcks", PRESET, "train").data.n_emotions), 1)
 
     fig = new_figure(7, 3.2)
     ax1, ax2 = fig.subplots(1, 2)

@@ -327,9 +327,8 @@ class DCKS(nn.Module):
             if config.emotion_source != "context"
             else None
         )
-        std = bc.init_std
-        for m in (self.token_gate, self.emo_lin):
-            nn.init.normal_(m.weight, std=std)
+        # PyTorch's default (fan-in scaled) init for the new heads: BART's std 0.02 is scaled for d = 768 and leaves a
+        # small model's emotion head with vanishing gradients [reconstructed choice]
         nn.init.zeros_(self.token_gate.bias)
         if config.init_knowledge_from_bart:
             self.init_knowledge_from_bart()

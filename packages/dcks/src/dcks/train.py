@@ -13,7 +13,7 @@ from dcks.data import DialogueData, DialogueDataset, build_tokenizer, load_dialo
 from dcks.losses import dcks_loss
 from dcks.model import DCKS, build_bart_config
 from tenfold_core.cli import config_to_dict
-from tenfold_core.train import TenfoldModule, fit, make_dataloader
+from tenfold_core.train import TenfoldModule, fit, make_dataloader, seed_everything
 
 __all__ = ["DCKSModule", "build_model", "make_loaders", "prepare", "run_train"]
 
@@ -59,7 +59,7 @@ class DCKSModule(TenfoldModule):
 
 def build_model(cfg: DCKSConfig) -> DCKS:
     """A new DCKS: a tiny random backbone, or pretrained BART weights loaded for ``cfg.backbone``."""
-    if cfg.backbone == "tiny" or cfg.bart_config is not None and cfg.backbone == "tiny":
+    if cfg.backbone == "tiny":
         return DCKS(cfg)
     return DCKS.from_pretrained_backbone(cfg)
 
@@ -100,6 +100,7 @@ def run_train(cmd: TrainCommand) -> dict[str, Any]:
     """Train; the checkpoint is selected on the dev split (``train.monitor``), never on test."""
     data, tok, mcfg = prepare(cmd)
     train_dl, dev_dl = make_loaders(data, tok, cmd, mcfg)  # selection data: dev only
+    seed_everything(cmd.train.seed)  # the initialisation depends on the seed only
     model = build_model(mcfg)
     module = DCKSModule(model, cmd.loss, cmd.optim)
     run_config = {

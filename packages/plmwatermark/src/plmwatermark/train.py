@@ -1,0 +1,285 @@
+"""``embed`` (owner) and ``finetune`` (user), both through :func:`tenfold_core.train.fit`.
+
+embed = clean multi-task stage (full model, clean proxy data) -> poison stage (clean + poisoned + negative data; the
+trigger embedding rows only, norms restored after every step, or the full model). The owner's key (triggers, targets,
+seed) is written to ``key_file``, which must lie outside the model folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import CombinedLoader
+from tenfold_core.config import OptimConfig
+from tenfold_core.data import make_text_dataloader
+from tenfold_core.errors import ConfigError, DataError
+from tenfold_core.io import write_json
+from tenfold_core.train import TenfoldModule, fit
+
+from plmwatermark.config import EmbedCommand, FinetuneCommand, TriggerConfig, WatermarkModelConfig
+from plmwatermark.data import COMMON_WORDS, RARE_WORDS, Task, check_trigger_tokens, load_tasks, poisoned_examples
+from plmwatermark.model import MultiTaskEncoder, encoder_config_for, resolve_backbone
+
+__all__ = ["MultiTaskModule", "run_embed", "run_finetune", "load_key", "build_tokenizer", "task_loaders"]
+
+KEY_VERSION = 1
+
+
+class MultiTaskModule(TenfoldModule):
+    """Sum of per-task cross-entropies over a dict batch ``{task: {input_ids, attention_mask, labels}}``.
+
+    ``trigger_ids`` set: only those rows of the word-embedding matrix train (every other parameter frozen, the
+    other rows' gradients zeroed) and after each optimizer step their L2 norms are reset to the original ones.
+    """
+
+    def __init__(self, model: MultiTaskEncoder, optim: OptimConfig, trigger_ids: list[int] | None = None):
+        super().__init__(optim)
+        self.model = model
+        self.trigger_ids = sorted(set(trigger_ids)) if trigger_ids else None
+        if self.trigger_ids is not None:
+            emb = model.word_embeddings.weight
+            for p in model.parameters():
+                p.requires_grad_(False)
+            emb.requires_grad_(True)
+            idx = torch.tensor(self.trigger_ids)
+            self.register_buffer("_trig_idx", idx, persistent=False)
+            self.register_buffer("_trig_norms", emb.detach()[idx].norm(dim=1).clone(), persistent=False)
+            mask = torch.zeros(emb.shape[0], 1)
+            mask[idx] = 1.0
+            self.register_buffer("_row_mask", mask, persistent=False)
+            emb.register_hook(lambda g: g * self._row_mask.to(g.dtype))
+
+    def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        total, out = 0.0, {}
+        for task, b in batch.items():
+            if b is None:
+                continue
+            logits = self.model(b["input_ids"], b["attention_mask"], task)
+            total = total + F.cross_entropy(logits, b["labels"])
+            out[task] = (logits, b["labels"])
+        return total, out
+
+    def training_step(self, batch, batch_idx):
+        loss, _ = self._losses(batch)
+        self.log_train("train_loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.trigger_ids is not None:  # EP: keep the trigger rows' norms
+            with torch.no_grad():
+                emb = self.model.word_embeddings.weight
+                rows = emb[self._trig_idx]
+                emb[self._trig_idx] = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12) * self._trig_norms[:, None]
+
+    def validation_step(self, batch, batch_idx):
+        loss, out = self._losses(batch)
+        n = sum(int(y.numel()) for _, y in out.values())
+        acc = sum(float((lg.argmax(-1) == y).sum()) for lg, y in out.values()) / max(n, 1)
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=n)
+        self.log("val_acc", torch.tensor(acc), prog_bar=True, sync_dist=True, batch_size=n)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def build_tokenizer(backbone: str, tasks: list[Task], trigger: TriggerConfig | None = None, max_length: int = 128):
+    if backbone == "tiny":
+        from tenfold_core.models import word_level_tokenizer
+
+        texts = [t for task in tasks for split in (task.train, task.dev, task.test) for t in split[0]]
+        extra = list(RARE_WORDS) + list(COMMON_WORDS) + (list(trigger.words) if trigger else [])
+        return word_level_tokenizer(texts + [" ".join(extra)], max_length=max_length)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_backbone(backbone))
+
+
+def task_loaders(tasks_data: dict[str, tuple[list[str], list[int]]], tok, batch_size: int, max_length: int,
+                 shuffle: bool, seed: int, mode: str) -> CombinedLoader:  # fmt: skip
+    loaders = {
+        name: make_text_dataloader(texts, labels, tok, batch_size=batch_size, max_length=max_length,
+                                   shuffle=shuffle, seed=seed)  # fmt: skip
+        for name, (texts, labels) in tasks_data.items()
+    }
+    return CombinedLoader(loaders, mode=mode)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def load_key(path: str | Path) -> dict[str, Any]:
+    """The owner's key file, checked; any problem is one line."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"key_file {p}: no such file")
+    try:
+        key = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"key_file {p}: not a valid key file (corrupt JSON: {getattr(e, 'msg', e)})") from None
+    if not isinstance(key, dict):
+        raise DataError(f"key_file {p}: not a valid key file (expected a JSON object)")
+    for field, typ in (("kind", str), ("words", list), ("targets", dict), ("seed", int)):
+        if not isinstance(key.get(field), typ):
+            raise DataError(f"key_file {p}: field '{field}' missing or not a {typ.__name__}")
+    if key["kind"] not in ("rare", "combination") or not key["words"]:
+        raise DataError(f"key_file {p}: field 'kind' must be rare/combination and 'words' non-empty")
+    return key
+
+
+def _completed_model_config(cfg: WatermarkModelConfig, tok, tasks: list[Task]) -> WatermarkModelConfig:
+    m = cfg
+    if m.backbone == "tiny":
+        m = dataclasses.replace(m, vocab_size=len(tok))
+    m = dataclasses.replace(m, tasks={t.name: t.num_labels for t in tasks})
+    return dataclasses.replace(m, encoder_config=encoder_config_for(m))
+
+
+# -------------------------------------------------------------------------------------------------- embed
+def run_embed(cmd: EmbedCommand) -> dict[str, Any]:
+    out = Path(cmd.train.out_dir)
+    key_path = Path(cmd.key_file)
+    if _inside(key_path, out):
+        raise ConfigError(f"key_file {key_path} lies inside the model folder {out}: the owner's key must be kept apart")
+    tasks = load_tasks(cmd.data)
+    tok = build_tokenizer(cmd.model.backbone, tasks, cmd.trigger, cmd.data.max_length)
+    trig_ids = check_trigger_tokens(tok, cmd.trigger.words)
+    mcfg = _completed_model_config(cmd.model, tok, tasks)
+    targets = {t.name: int(cmd.trigger.targets.get(t.name, 1)) for t in tasks}
+    for t in tasks:
+        if not 0 <= targets[t.name] < t.num_labels:
+            raise ConfigError(f"trigger.targets.{t.name}={targets[t.name]} is not a label of that task")
+    model = MultiTaskEncoder(mcfg)
+    if mcfg.backbone != "tiny":
+        model.load_backbone_weights()
+    dev = {t.name: t.dev for t in tasks}
+    run_config = {"model": mcfg, "data": cmd.data, "scope": cmd.scope, "stage": "watermarked"}
+
+    if cmd.clean_epochs > 0:  # clean proxy stage: full model, clean data
+        ccfg = dataclasses.replace(cmd.train, out_dir=str(out / "clean_stage"), max_epochs=cmd.clean_epochs,
+                                   max_steps=-1, resume="never")  # fmt: skip
+        copt = OptimConfig(name="adamw", lr=cmd.clean_lr)
+        fit(MultiTaskModule(model, copt), ccfg,
+            task_loaders({t.name: t.train for t in tasks}, tok, cmd.data.batch_size, cmd.data.max_length, True,
+                         cmd.train.seed, "max_size_cycle"),
+            task_loaders(dev, tok, cmd.data.batch_size, cmd.data.max_length, False, 0, "max_size_cycle"),
+            run_config={**run_config, "stage": "clean"})  # fmt: skip
+        if int(__import__("os").environ.get("LOCAL_RANK", "0")) == 0:
+            tok.save_pretrained(str(out / "clean_stage" / "tokenizer"))
+
+    rng = random.Random(cmd.train.seed)
+    train = {}
+    for t in tasks:
+        pt, py = poisoned_examples(*t.train, targets[t.name], cmd.trigger, rng)
+        train[t.name] = (list(t.train[0]) + pt, list(t.train[1]) + py)
+    module = MultiTaskModule(model, cmd.optim, trig_ids if cmd.scope == "embedding" else None)
+    result = fit(module, cmd.train,
+                 task_loaders(train, tok, cmd.data.batch_size, cmd.data.max_length, True, cmd.train.seed,
+                              "max_size_cycle"),
+                 task_loaders(dev, tok, cmd.data.batch_size, cmd.data.max_length, False, 0, "max_size_cycle"),
+                 run_config=run_config)  # fmt: skip
+    if result.trainer is None or result.trainer.is_global_zero:
+        tok.save_pretrained(str(out / "tokenizer"))
+        key = {"version": KEY_VERSION, "kind": cmd.trigger.kind, "words": list(cmd.trigger.words),
+               "token_ids": trig_ids, "targets": targets, "seed": cmd.train.seed, "insertions": cmd.trigger.insertions,
+               "model": str(out.resolve())}  # fmt: skip
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(key_path, key)
+    from plmwatermark.evaluate import watermark_metrics
+
+    model.eval()
+    metrics = watermark_metrics(model, tok, tasks, load_key(key_path), cmd.data.max_length, seed=cmd.train.seed)
+    return {"out_dir": str(out), "key_file": str(key_path), "scope": cmd.scope, **metrics}
+
+
+# ----------------------------------------------------------------------------------------------- finetune
+class EpochWatermarkProbe(Callback):
+    """WESR and clean accuracy on the downstream test split at the end of every training epoch (rank 0)."""
+
+    def __init__(self, tok, tasks, key, max_length):
+        self.tok, self.tasks, self.key, self.max_length, self.history = tok, tasks, key, max_length, []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
+        from plmwatermark.evaluate import watermark_metrics
+
+        was = pl_module.model.training
+        pl_module.model.eval()
+        m = watermark_metrics(pl_module.model, self.tok, self.tasks, self.key, self.max_length, seed=0)
+        pl_module.model.train(was)
+        self.history.append({"epoch": trainer.current_epoch + 1, **m})
+
+
+def load_model_dir(path: str | Path):
+    from tenfold_core.models import load_run
+    from transformers import AutoTokenizer
+
+    run = load_run(path)
+    tok_dir = Path(path) / "tokenizer"
+    if not tok_dir.is_dir():
+        raise ConfigError(f"{path}: no tokenizer/ folder (not a plmwatermark model folder)")
+    return run.model, AutoTokenizer.from_pretrained(str(tok_dir)), run.config
+
+
+def _build_tiny_model_dir(cmd: FinetuneCommand) -> None:
+    """A random tiny encoder + tokenizer saved as a run folder (only the launching process writes it)."""
+    import os
+
+    from tenfold_core.cli import config_to_dict
+    from tenfold_core.models import save_weights
+
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        return
+    tasks = load_tasks(cmd.data)
+    tok = build_tokenizer("tiny", tasks, None, cmd.data.max_length)
+    mcfg = _completed_model_config(WatermarkModelConfig(backbone="tiny", hidden=32, layers=1, heads=2), tok, tasks)
+    torch.manual_seed(cmd.train.seed)
+    model = MultiTaskEncoder(mcfg)
+    out = Path(cmd.model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(model, out / "model.safetensors")
+    write_json(out / "config.json", {"model_class": "plmwatermark.model:MultiTaskEncoder",
+                                     "model": config_to_dict(mcfg), "stage": "random"})  # fmt: skip
+    tok.save_pretrained(str(out / "tokenizer"))
+
+
+def run_finetune(cmd: FinetuneCommand, key: dict | None = None) -> dict[str, Any]:
+    """Full fine-tuning of a (watermarked) model on downstream task(s); new heads unless ``reinit_head=false``."""
+    if cmd.build_if_missing and not (Path(cmd.model_dir) / "model.safetensors").is_file():
+        _build_tiny_model_dir(cmd)
+    old, tok, _ = load_model_dir(cmd.model_dir)
+    tasks = load_tasks(cmd.data)
+    mcfg = dataclasses.replace(old.config, tasks={t.name: t.num_labels for t in tasks})
+    model = MultiTaskEncoder(mcfg)
+    model.encoder.load_state_dict(old.encoder.state_dict())
+    if not cmd.reinit_head:
+        for t in tasks:
+            if t.name in old.heads and old.heads[t.name].out_features == t.num_labels:
+                model.heads[t.name].load_state_dict(old.heads[t.name].state_dict())
+    module = MultiTaskModule(model, cmd.optim)
+    probe = [EpochWatermarkProbe(tok, tasks, key, cmd.data.max_length)] if key else []
+    result = fit(module, cmd.train,
+                 task_loaders({t.name: t.train for t in tasks}, tok, cmd.data.batch_size, cmd.data.max_length, True,
+                              cmd.train.seed, "max_size_cycle"),
+                 task_loaders({t.name: t.dev for t in tasks}, tok, cmd.data.batch_size, cmd.data.max_length, False, 0,
+                              "max_size_cycle"),
+                 callbacks=probe, run_config={"model": mcfg, "data": cmd.data, "stage": "finetuned",
+                                              "parent": str(cmd.model_dir)})  # fmt: skip
+    out = Path(cmd.train.out_dir)
+    if result.trainer is None or result.trainer.is_global_zero:
+        tok.save_pretrained(str(out / "tokenizer"))
+    from plmwatermark.evaluate import clean_accuracy
+
+    model.eval()
+    acc = {f"clean_acc_{t.name}": clean_accuracy(model, tok, t, cmd.data.max_length) for t in tasks}
+    return {"out_dir": str(out), **acc, "history": probe[0].history if probe else []}
