@@ -1,5 +1,5 @@
 """The method works on tiny data (the demo's task and preset, its own verbs): the distilled spiking student gets
-within a few points of its teacher and above the directly trained student.
+within 0.2 of its teacher and above the directly trained student.
 
 The task: the negation-only sentiment language, label = adjective polarity XOR "not", so no single word predicts it.
 This test runs stage 2 (task distillation) against direct training, with the demo's sizes; the two-stage comparison
