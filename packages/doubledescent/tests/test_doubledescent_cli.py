@@ -64,6 +64,7 @@ def _npz_with_huge_label(tmp):
         (["sweep", "--engine", "packed", "--train.out_dir", "{tmp}/r"], "full batch"),
         (["evaluate", "{tmp}"], "not a doubledescent unit folder"),
         (["tsne", "{tmp}"], "no sweep.json"),
+        (["train", "--train.monitor", "val_loss"], "train.monitor"),  # refused, not silently ignored
         (
             ["sweep", "--preset", "tiny", "--knn_k", "1000", "--train.out_dir", "{tmp}/r"],
             "knn_k=1000",

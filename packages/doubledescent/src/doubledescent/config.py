@@ -226,6 +226,11 @@ class UnitSettings:
             raise ValueError(f"knn_k must be >= 1, got {self.knn_k}")
         if self.max_params < 1:
             raise ValueError(f"max_params must be >= 1, got {self.max_params}")
+        if self.train.monitor is not None:
+            raise ValueError(
+                f"train.monitor {self.train.monitor!r}: units have no validation split (the paper measures the final "
+                "model); leave train.monitor unset"
+            )
         if self.train.max_epochs < 1:
             raise ValueError(
                 f"train.max_epochs must be >= 1 (a unit trains for whole epochs), got {self.train.max_epochs}"
