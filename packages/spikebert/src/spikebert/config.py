@@ -9,12 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tenfold_core.cli import arg
+from tenfold_core.config import OptimConfig, TrainConfig
 from tenfold_core.spiking.config import NeuronConfig
-
-try:  # the contract's torch-free home of the shared sections (tenfold_core.train re-exports them)
-    from tenfold_core.config import OptimConfig, TrainConfig
-except ImportError:  # pragma: no cover - older core
-    from tenfold_core.train import OptimConfig, TrainConfig
 
 __all__ = [
     "NeuronConfig",

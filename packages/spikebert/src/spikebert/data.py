@@ -107,10 +107,8 @@ def build_tokenizer(
 
 def text_loader(texts, labels, tokenizer, *, batch_size, max_length, shuffle, seed=0, padding="longest"):
     """Batches of ``{input_ids, attention_mask[, labels]}`` (the core's tokenize + pad-collate + bucketing)."""
-    try:
-        from tenfold_core.data import make_text_dataloader
-    except ImportError:  # pragma: no cover - transitional, until the core's loader lands
-        return _fallback_text_loader(texts, labels, tokenizer, batch_size, max_length, shuffle, seed, padding)
+    from tenfold_core.data import make_text_dataloader
+
     return make_text_dataloader(
         list(texts), None if labels is None else list(labels), tokenizer, batch_size=batch_size,
         max_length=max_length, shuffle=shuffle, seed=seed, padding=padding,
@@ -296,35 +294,3 @@ def corpus_loaders(cfg: CorpusConfig, tokenizer, shard_dir: str | os.PathLike, s
         ShardDataset(shard_dir, 0, n_dev), cfg.batch_size, shuffle=False, collate_fn=collate
     )
     return train, dev, {"sentences": n, "dev_sentences": n_dev, "tokens": meta["tokens"]}
-
-
-class _IdsDataset(Dataset):
-    def __init__(self, ids, labels):
-        self.ids, self.labels = ids, labels
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        return self.ids[i], (-1 if self.labels is None else self.labels[i])
-
-
-class _LabelCollate(_PadCollate):
-    def __call__(self, items):
-        out = _pad_ids([torch.as_tensor(x, dtype=torch.long) for x, _ in items], self.pad_id, self.length)
-        if items[0][1] != -1:
-            out["labels"] = torch.tensor([y for _, y in items], dtype=torch.long)
-        return out
-
-
-def _fallback_text_loader(texts, labels, tokenizer, batch_size, max_length, shuffle, seed, padding):
-    from tenfold_core.train import make_dataloader
-
-    enc = (
-        tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)["input_ids"]
-        if texts
-        else []
-    )
-    collate = _LabelCollate(int(tokenizer.pad_token_id or 0), max_length if padding == "max_length" else None)
-    ds = _IdsDataset(enc, None if labels is None else list(labels))
-    return make_dataloader(ds, batch_size, shuffle=shuffle, seed=seed, collate_fn=collate)

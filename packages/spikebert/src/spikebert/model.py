@@ -30,16 +30,8 @@ from torch import nn
 
 from spikebert.config import NeuronConfig, SpikeBertConfig
 from tenfold_core.errors import ConfigError, ModelLoadError
-from tenfold_core.models import load_state_dict_checked, load_weights, strip_prefixes
+from tenfold_core.models import load_state_dict_checked, load_weights, register_model, strip_prefixes
 from tenfold_core.spiking import Heaviside, SpikingTransformerBlock
-
-try:
-    from tenfold_core.models import register_model
-except ImportError:  # pragma: no cover - older core: no registry yet
-
-    def register_model(cls):
-        return cls
-
 
 __all__ = [
     "NeuronConfig",
@@ -251,32 +243,12 @@ def load_student(path: str | os.PathLike, **overrides: Any) -> tuple[SpikeBERT, 
     folder = Path(path)
     if folder.is_file():
         folder = folder.parent
-    try:
-        from tenfold_core.models import load_run
-    except ImportError:  # pragma: no cover - older core without run folders
-        load_run = None
-    if load_run is not None:
-        run = load_run(folder)
-        if not isinstance(run.model, SpikeBERT):
-            raise ModelLoadError(f"{folder}: not a SpikeBERT student run ({type(run.model).__name__})")
-        model, conf, cfg = run.model, dict(run.config), run.model_config
-    else:  # pragma: no cover
-        from tenfold_core.models import read_json_config
+    from tenfold_core.models import load_run
 
-        p = folder / "config.json"
-        if not p.is_file():
-            raise ModelLoadError(f"{folder}: no config.json (expected a folder written by a spikebert stage)")
-        conf = read_json_config(p)
-        if not isinstance(conf.get("model"), dict) or "spikebert" not in str(conf.get("model_class", "")):
-            raise ModelLoadError(f"{p}: not a spikebert student run (no SpikeBERT 'model' entry)")
-        try:
-            cfg = SpikeBertConfig(**conf["model"])
-        except (TypeError, ValueError) as e:
-            raise ModelLoadError(f"{p}: bad 'model' entry ({e})") from None
-        model = SpikeBERT(cfg)
-        load_state_dict_checked(
-            model, _strip_student(load_weights(folder / "model.safetensors")), strict=True
-        )
+    run = load_run(folder)
+    if not isinstance(run.model, SpikeBERT):
+        raise ModelLoadError(f"{folder}: not a SpikeBERT student run ({type(run.model).__name__})")
+    model, conf, cfg = run.model, dict(run.config), run.model_config
     if overrides:
         state = model.state_dict()
         model = SpikeBERT(dataclasses.replace(cfg, **overrides))
