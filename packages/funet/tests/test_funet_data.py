@@ -156,6 +156,7 @@ def test_augmentation_is_drawn_from_seed_epoch_and_index():
     assert sorted(e0) == list(range(len(a))) and sorted(i - 3 * len(a) for i in e3) == list(range(len(a)))
 
 
+@pytest.mark.slow  # worker start-up is slow on the loaded 2-core machine
 def test_workers_draw_different_augmentations():
     from funet.train import clip_loader
 
