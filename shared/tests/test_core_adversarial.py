@@ -102,7 +102,7 @@ def test_surrogate_carries_accumulated_gradient_and_value():
 
 def test_adversarial_loss_is_higher_than_clean():
     m, ids, mask, y = _tiny()
-    clean = float(F.cross_entropy(m(input_ids=ids, attention_mask=mask).logits, y))
+    clean = float(F.cross_entropy(m(input_ids=ids, attention_mask=mask).logits, y).detach())
     adv = EmbeddingAdversary("pgd", steps=5, init_mag=0.0, step_size=1.0, max_norm=0.0)
     res = adv.gradients(m, _loss_fn(m, mask, y), ids, mask)
     assert res.losses[-1] > clean + 1e-3  # the ascent raises the loss
