@@ -162,3 +162,27 @@ def test_hub_dataset_class_labels_hidden_test_labels(monkeypatch):
     )
     with pytest.raises(DataError, match="no train split"):
         load_text_classification("org/no-train", text_column="sentence")
+
+
+# ------------------------------------------------------------------------- issue 21: stray labels are errors
+@pytest.mark.parametrize("stray, message", [
+    ("positive", "line 4: label 'positive' is not an integer class"),
+    ("0.7", "line 4: label '0.7' is not an integer class"),
+    ("-1", "line 4: label -1 breaks the label set"),
+    ("7", "line 4: label 7 breaks the label set"),
+    ("1000000000", "line 4: label 1000000000 breaks the label set"),
+])  # fmt: skip
+def test_stray_label_in_an_integer_file_is_an_error(tmp_path, stray, message):
+    f = tmp_path / "d.tsv"
+    f.write_text("a b\t0\nc d\t1\ne f\t0\ng h\t" + stray + "\ni j\t1\n" * 6)
+    with pytest.raises(DataError, match=message.replace(".", r"\.")):
+        load_text_classification(f)
+
+
+def test_dev_label_unseen_in_train_is_an_error(tmp_path):
+    (tmp_path / "train.tsv").write_text("a b\t0\nc d\t1\n" * 5)
+    (tmp_path / "dev.tsv").write_text("a b\t0\nc d\t2\n")
+    with pytest.raises(DataError, match=r"dev\.tsv line 2: label '2' is not a known label"):
+        load_text_classification(tmp_path)
+    d = load_text_classification(tmp_path, label_names=["0", "1", "2"])  # explicit label list: allowed
+    assert d.dev.labels == [0, 2]

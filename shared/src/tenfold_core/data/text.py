@@ -193,6 +193,34 @@ def build_label_names(values: Sequence[object]) -> list[str]:
     return keys
 
 
+def label_names_from_rows(path: str, rows: list[Row]) -> list[str]:
+    """The label set of a training file, checked: integer labels must be exactly 0..K-1 (a stray ``7`` among 0/1 or a
+    ``10**9`` would otherwise become new classes), and a file of integer labels may not hold a non-integer (``positive``,
+    ``0.7``). Strings sort alphabetically. DataError naming the file, the line and the value."""
+    keys = [(line, _label_key(lab), lab) for line, _, lab in rows]
+    is_int = [k.lstrip("-").isdigit() for _, k, _ in keys]
+    if any(is_int) and not all(is_int):
+        n_int = sum(is_int)
+        if n_int >= len(keys) / 2:  # mostly integers: the odd ones out are errors
+            line, _, lab = next(x for x, ok in zip(keys, is_int) if not ok)
+            raise DataError(f"{path} line {line}: label {lab!r} is not an integer class like the others "
+                            "(or pass the label names explicitly)")  # fmt: skip
+        line, _, lab = next(x for x, ok in zip(keys, is_int) if ok)
+        raise DataError(f"{path} line {line}: label {lab!r} is a number among named labels")
+    if keys and all(is_int):
+        values = sorted({int(k) for _, k, _ in keys})
+        k = len(values)
+        if values != list(range(k)):
+            bad = next(v for v in values if v < 0 or v >= k)
+            line = next(ln for ln, key, _ in keys if int(key) == bad)
+            raise DataError(
+                f"{path} line {line}: label {bad} breaks the label set: integer labels must be 0..K-1 "
+                f"(found {', '.join(map(str, values[:8]))}{' ...' if k > 8 else ''}; or pass the label names)"
+            )
+        return [str(i) for i in values]
+    return sorted({k for _, k, _ in keys})
+
+
 def _encode(path: str, rows: list[Row], index: dict[str, int]) -> TextSplit:
     texts, labels = [], []
     for line, text, lab in rows:
@@ -241,13 +269,14 @@ def load_text_classification(
 ) -> TextClassificationData:
     """Load a text-classification data set from a local file or folder, or from a hub id through ``datasets``.
 
-    Missing splits are carved deterministically from train (dev) or from the single file (dev and test).
+    Missing splits are carved deterministically from train (dev) or from the single file (dev and test). The label
+    set comes from the training file (integers must be 0..K-1); a dev/test label unseen in train is a DataError.
     ``label_names`` fixes the label order; otherwise integers keep their value and strings are sorted.
     """
     src = Path(source)
     if src.is_file():
         rows = read_rows(src, text_column, label_column)
-        names = list(label_names) if label_names else build_label_names([r[2] for r in rows])
+        names = list(label_names) if label_names else label_names_from_rows(str(src), rows)
         data = _encode(str(src), rows, {n: i for i, n in enumerate(names)})
         parts = split_indices(len(data), split_fractions, seed)
         sub = [TextSplit([data.texts[i] for i in p], [data.labels[i] for i in p]) for p in parts]
@@ -257,10 +286,9 @@ def load_text_classification(
         if "train" not in files:
             raise DataError(f"{src}: no train file (expected train.tsv/.csv/.jsonl/.parquet)")
         rows = {k: read_rows(p, text_column, label_column) for k, p in files.items()}
+        # the label set comes from train: a dev/test label unseen in train is an error, not a new class
         names = (
-            list(label_names)
-            if label_names
-            else build_label_names([r[2] for rs in rows.values() for r in rs])
+            list(label_names) if label_names else label_names_from_rows(str(files["train"]), rows["train"])
         )
         index = {n: i for i, n in enumerate(names)}
         enc = {k: _encode(str(files[k]), rs, index) for k, rs in rows.items()}
@@ -280,10 +308,9 @@ def load_text_classification(
 def _load_hub(
     name, text_column, label_column, label_names, split_fractions, seed, hub_config
 ) -> TextClassificationData:
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a core dependency
-        raise DataError(f"{name}: loading a hub data set needs the 'datasets' package") from None
+    from tenfold_core.errors import require
+
+    datasets = require("datasets", purpose=f"loading the hub data set {name}")
     try:
         ds = datasets.load_dataset(name, hub_config)
     except Exception as e:
