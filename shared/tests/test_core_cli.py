@@ -72,6 +72,8 @@ def test_yaml_config_and_override(tmp_path, capsys):
         (["run", "--config", "/nonexistent.yaml"], "no such file"),
         (["run", "bad.tsv"], "bad.tsv line 3"),
         (["run", "--nope", "1"], "unrecognized arguments"),
+        (["run", "--ste", "5"], "unrecognized arguments"),  # no prefix matching of flags
+        (["run", "--optim.l", "0.1"], "unrecognized arguments"),
     ],
 )
 def test_user_errors_one_line_exit_2(argv, message, capsys):

@@ -412,6 +412,11 @@ def _esc(text: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any):
+        # no prefix matching: `--train.device 5` must be an error, not a silent `--train.devices 5`
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> typing.NoReturn:  # one line, exit 2
         self.exit(2, f"{self.prog}: error: {message}\n")
 
