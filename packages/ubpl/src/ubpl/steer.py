@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+from transformers import LogitsProcessor
 
 from ubpl.config import TRAITS, parse_lambdas
 
@@ -47,7 +48,7 @@ def map_lexicon(lexicon: Mapping, tokenizer, forms: Sequence[str] = ("space", "p
     return out
 
 
-class PersonalityLogitsProcessor:
+class PersonalityLogitsProcessor(LogitsProcessor):
     """Adds a precomputed bias to the next-token logits. ``lambdas = {}`` or all zeros: the scores are returned as
     they came (bit-identical). Works batched, greedy or sampling, with any causal LM's ``generate``."""
 
