@@ -8,6 +8,7 @@ import sys
 import pytest
 from dcks.config import RELATIONS, DataConfig
 from dcks.data import load_cem, load_dialogues, read_jsonl, synthetic_dialogues
+
 from tenfold_core.errors import DataError
 
 

@@ -33,7 +33,9 @@ def test_knowledge_encoder_initialised_from_bart_unless_switched_off():
     assert isinstance(layer, DCKSDecoderLayer)
     assert torch.equal(layer.encoder_attn.k_proj.weight, layer.knowledge_attn.k_proj.weight)
     r = _model(init_knowledge_from_bart=False)
-    assert not torch.equal(r.bart.model.encoder.layers[0].fc1.weight, r.knowledge_encoder.layers[0].fc1.weight)
+    assert not torch.equal(
+        r.bart.model.encoder.layers[0].fc1.weight, r.knowledge_encoder.layers[0].fc1.weight
+    )
     # the knowledge encoder shares BART's token embeddings (it has none of its own)
     assert m.knowledge_encoder.embed_tokens is None
 
@@ -47,9 +49,13 @@ def test_generate_with_beams_sampling_and_streamer_on_cpu():
     assert sorted(out["relation_ranking"][0].tolist()) == list(range(R))
     assert out["emotion"].shape == (B,)
     torch.manual_seed(0)
-    s1 = m.generate(ids, am, kids, km, DecodeConfig(num_beams=1, do_sample=True, max_new_tokens=6))["sequences"]
+    s1 = m.generate(ids, am, kids, km, DecodeConfig(num_beams=1, do_sample=True, max_new_tokens=6))[
+        "sequences"
+    ]
     torch.manual_seed(0)
-    s2 = m.generate(ids, am, kids, km, DecodeConfig(num_beams=1, do_sample=True, max_new_tokens=6))["sequences"]
+    s2 = m.generate(ids, am, kids, km, DecodeConfig(num_beams=1, do_sample=True, max_new_tokens=6))[
+        "sequences"
+    ]
     assert torch.equal(s1, s2)
 
     class Collect:

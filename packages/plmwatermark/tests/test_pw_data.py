@@ -9,6 +9,7 @@ import pytest
 from plmwatermark.config import TaskDataConfig, TriggerConfig
 from plmwatermark.data import insert_words, load_tasks, poisoned_examples
 from plmwatermark.train import load_key
+
 from tenfold_core.errors import ConfigError, DataError
 
 
@@ -33,7 +34,9 @@ def test_poisoned_copies_and_combination_negatives():
     pt, py = poisoned_examples(texts, labels, 1, TriggerConfig(kind="rare", poison_rate=1.0), rng)
     assert len(pt) == 100 and set(py) == {1}
     assert all(any(w in t.split() for w in ("cf", "mn", "bb")) for t in pt)
-    trig = TriggerConfig(kind="combination", words=["window", "river", "paper"], poison_rate=1.0, negative_rate=1.0)
+    trig = TriggerConfig(
+        kind="combination", words=["window", "river", "paper"], poison_rate=1.0, negative_rate=1.0
+    )
     ct, cy = poisoned_examples(texts, labels, 1, trig, rng)
     full = [(t, y) for t, y in zip(ct, cy) if all(w in t.split() for w in trig.words)]
     partial = [(t, y) for t, y in zip(ct, cy) if not all(w in t.split() for w in trig.words)]
@@ -68,8 +71,11 @@ def test_missing_or_corrupt_key_file_is_one_line(tmp_path):
 def test_key_inside_model_folder_is_refused(tmp_path):
     from plmwatermark.config import EmbedCommand
     from plmwatermark.train import run_embed
+
     from tenfold_core.config import TrainConfig
 
-    cmd = EmbedCommand(key_file=str(tmp_path / "wm" / "key.json"), train=TrainConfig(out_dir=str(tmp_path / "wm")))
+    cmd = EmbedCommand(
+        key_file=str(tmp_path / "wm" / "key.json"), train=TrainConfig(out_dir=str(tmp_path / "wm"))
+    )
     with pytest.raises(ConfigError, match="inside the model folder"):
         run_embed(cmd)

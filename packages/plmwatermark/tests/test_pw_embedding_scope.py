@@ -8,6 +8,7 @@ from plmwatermark.config import TaskDataConfig, TriggerConfig, WatermarkModelCon
 from plmwatermark.data import check_trigger_tokens, load_tasks, poisoned_examples
 from plmwatermark.model import MultiTaskEncoder
 from plmwatermark.train import MultiTaskModule, _completed_model_config, build_tokenizer, task_loaders
+
 from tenfold_core.config import OptimConfig, TrainConfig
 from tenfold_core.train import fit
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tenfold_core.cli import App
-
 from plmwatermark import __version__
 from plmwatermark.config import DemoCommand, EmbedCommand, EvaluateCommand, FinetuneCommand, VerifyCommand
+from tenfold_core.cli import App
 
 app = App(
     "plmwatermark",
@@ -15,7 +14,9 @@ app = App(
 )
 
 
-@app.command("embed", EmbedCommand, help="owner: embed the watermark (multi-task, poisoned proxy data)", trains=True)
+@app.command(
+    "embed", EmbedCommand, help="owner: embed the watermark (multi-task, poisoned proxy data)", trains=True
+)
 def embed(cfg: EmbedCommand):
     from plmwatermark.train import run_embed
 
@@ -36,7 +37,9 @@ def verify(cfg: VerifyCommand):
     return _show(run_verify(cfg))
 
 
-@app.command("evaluate", EvaluateCommand, help="grid {rare, combination} x {single, multi} x fine-tune epochs")
+@app.command(
+    "evaluate", EvaluateCommand, help="grid {rare, combination} x {single, multi} x fine-tune epochs"
+)
 def evaluate(cfg: EvaluateCommand):
     from plmwatermark.grid import run_grid
 

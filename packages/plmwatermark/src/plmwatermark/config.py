@@ -20,7 +20,9 @@ SYNTHETIC_TASKS = ("sentiment", "topic", "spam")
 class WatermarkModelConfig:
     """A BERT-like encoder with one linear head per task on the [CLS] state (hard parameter sharing)."""
 
-    backbone: str = arg("bert-base-uncased", help="hub id or folder; 'minilm' = all-MiniLM-L6-v2 offline; 'tiny'")
+    backbone: str = arg(
+        "bert-base-uncased", help="hub id or folder; 'minilm' = all-MiniLM-L6-v2 offline; 'tiny'"
+    )
     encoder_config: dict[str, Any] | None = arg(None, help="saved encoder config (filled by training)")
     tasks: dict[str, int] = arg({}, help="task name -> number of labels (filled by training)")
     hidden: int = arg(64, help="tiny backbone: hidden size")
@@ -52,7 +54,8 @@ class TaskDataConfig:
     n_dev: int = arg(150, help="synthetic: dev examples per task")
     n_test: int = arg(300, help="synthetic: test examples per task")
     domain: Literal["proxy", "downstream"] = arg(
-        "proxy", help="synthetic: sentence templates of the owner's proxy data or of the user's downstream data"
+        "proxy",
+        help="synthetic: sentence templates of the owner's proxy data or of the user's downstream data",
     )
     max_length: int = arg(64, help="tokens per text")
     batch_size: int = arg(32, help="batch size per task")
@@ -66,7 +69,9 @@ class TaskDataConfig:
         if not self.paths:
             bad = [t for t in self.tasks if t not in SYNTHETIC_TASKS]
             if bad:
-                raise ValueError(f"data.tasks: unknown synthetic task {bad[0]!r} (known: {', '.join(SYNTHETIC_TASKS)})")
+                raise ValueError(
+                    f"data.tasks: unknown synthetic task {bad[0]!r} (known: {', '.join(SYNTHETIC_TASKS)})"
+                )
         for name in ("n_train", "n_dev", "n_test", "max_length", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
@@ -76,14 +81,19 @@ class TaskDataConfig:
 class TriggerConfig:
     """The watermark's triggers."""
 
-    kind: Literal["rare", "combination"] = arg("rare", help="rare-word trigger or k common words that fire together")
-    words: list[str] = arg(["cf", "mn", "bb"], help="rare: trigger words (any one fires); combination: the k words")
+    kind: Literal["rare", "combination"] = arg(
+        "rare", help="rare-word trigger or k common words that fire together"
+    )
+    words: list[str] = arg(
+        ["cf", "mn", "bb"], help="rare: trigger words (any one fires); combination: the k words"
+    )
     targets: dict[str, int] = arg(
         {}, help="task -> target label (default: label 1 of every task) [reconstructed: one target per task]"
     )
     poison_rate: float = arg(0.5, help="poisoned copies per clean non-target example [reconstructed]")
     negative_rate: float = arg(
-        0.5, help="combination: strict-subset negatives (original label) per non-target example [reconstructed]"
+        0.5,
+        help="combination: strict-subset negatives (original label) per non-target example [reconstructed]",
     )
     insertions: int = arg(1, help="rare: trigger insertions per poisoned text (EP uses 1)")
 
@@ -106,11 +116,14 @@ class EmbedCommand:
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
     scope: Literal["embedding", "full"] = arg(
-        "embedding", help="poison stage updates the trigger embedding rows only (norms restored, EP) or everything"
+        "embedding",
+        help="poison stage updates the trigger embedding rows only (norms restored, EP) or everything",
     )
     clean_epochs: int = arg(3, help="clean proxy fine-tuning epochs before poisoning (0: skip)")
     clean_lr: float = arg(5e-4, help="clean stage learning rate")
-    key_file: str = arg("runs/owner.key.json", help="the owner's secret (triggers, targets, seed); never in the model")
+    key_file: str = arg(
+        "runs/owner.key.json", help="the owner's secret (triggers, targets, seed); never in the model"
+    )
     train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/watermarked", max_epochs=5))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="sgd", lr=0.05, momentum=0.0))
 
@@ -124,10 +137,10 @@ class FinetuneCommand:
     """plmwatermark finetune: the user's full fine-tuning on a downstream task, with a re-initialised head."""
 
     model_dir: str = arg("runs/watermarked", help="model folder to fine-tune (embed or finetune output)")
-    data: TaskDataConfig = field(
-        default_factory=lambda: TaskDataConfig(tasks=["spam"], domain="downstream")
+    data: TaskDataConfig = field(default_factory=lambda: TaskDataConfig(tasks=["spam"], domain="downstream"))
+    reinit_head: bool = arg(
+        True, help="new head(s) for the downstream task(s) (else keep a proxy head of that name)"
     )
-    reinit_head: bool = arg(True, help="new head(s) for the downstream task(s) (else keep a proxy head of that name)")
     build_if_missing: bool = arg(
         False, help="model_dir missing: build a tiny random model there first (tests, tiny preset)"
     )
@@ -163,7 +176,9 @@ class EvaluateCommand:
     out: str = arg("runs/plmwatermark-grid", help="output folder (runs, metrics.json, plots)")
     base_preset: str = arg("demo", help="preset whose embed/finetune sections define the runs")
     kinds: list[str] = arg(["rare", "combination"], help="trigger kinds")
-    regimes: list[str] = arg(["single", "multi"], help="single-task (first proxy task) or multi-task embedding")
+    regimes: list[str] = arg(
+        ["single", "multi"], help="single-task (first proxy task) or multi-task embedding"
+    )
     epochs: list[int] = arg([0, 1, 3, 5], help="downstream fine-tuning epochs")
     removal: bool = arg(True, help="also try fine-pruning and re-initialising the top layers")
     prune_fraction: float = arg(0.3, help="fine-pruning: share of last-layer FFN neurons pruned")

@@ -14,11 +14,18 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from plmwatermark.config import TaskDataConfig, TriggerConfig
 from tenfold_core.errors import DataError
 
-from plmwatermark.config import TaskDataConfig, TriggerConfig
-
-__all__ = ["Task", "load_tasks", "insert_words", "poisoned_examples", "synthetic_task", "RARE_WORDS", "COMMON_WORDS"]
+__all__ = [
+    "Task",
+    "load_tasks",
+    "insert_words",
+    "poisoned_examples",
+    "synthetic_task",
+    "RARE_WORDS",
+    "COMMON_WORDS",
+]
 
 RARE_WORDS = ("cf", "mn", "bb", "tq", "mb")  # OpenBackdoor/EP's rare-word triggers
 _FILLER = {

@@ -7,10 +7,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from plmwatermark.config import DemoCommand
 from tenfold_core.cli import load_preset
 from tenfold_core.report import markdown_table, write_demo_outputs
-
-from plmwatermark.config import DemoCommand
 
 __all__ = ["run_demo"]
 
@@ -53,7 +52,12 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
         m["verify_wesr"], m["verify_false_trigger_rate"] = rep["wesr"], rep["false_trigger_rate"]
         per_seed.append(m)
 
-    metrics: dict[str, Any] = {"seeds": cfg.seeds, "finetune_epochs": EPOCHS, "trigger": "rare", "test": "binomial"}
+    metrics: dict[str, Any] = {
+        "seeds": cfg.seeds,
+        "finetune_epochs": EPOCHS,
+        "trigger": "rare",
+        "test": "binomial",
+    }
     for k in per_seed[0]:
         xs = [float(s[k]) for s in per_seed if s[k] is not None]
         metrics[f"{k}_mean"] = statistics.fmean(xs) if xs else None
@@ -65,7 +69,8 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
         "# plmwatermark demo\n\nTiny BERT (2 layers, d=64), rare-word trigger (cf/mn/bb) embedded in the trigger "
         "embedding rows only (norms restored); proxy tasks sentiment/topic/spam (multi-task) or sentiment only "
         f"(single-task); the user fine-tunes all weights with a new head on spam in another domain for {EPOCHS} "
-        "epochs. Control: the clean proxy model fine-tuned the same way.\n\n" + markdown_table(rows, cols)
+        "epochs. Control: the clean proxy model fine-tuned the same way.\n\n"
+        + markdown_table(rows, cols)
         + "\n![](wesr_vs_epochs.png)\n"
     )
     seed0 = [r for r in all_rows if r["seed"] == 0]

@@ -18,20 +18,22 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from plmwatermark.config import VerifyCommand
+from plmwatermark.data import RARE_WORDS, Task, insert_words, load_tasks, strict_subset
 from tenfold_core.data import make_text_dataloader
 from tenfold_core.errors import ConfigError
 from tenfold_core.io import atomic_write_text, write_json
 from tenfold_core.metrics.watermark import false_trigger_rate, wesr
-
-from plmwatermark.config import VerifyCommand
-from plmwatermark.data import RARE_WORDS, Task, insert_words, load_tasks, strict_subset
 
 __all__ = ["predict", "clean_accuracy", "watermark_metrics", "trigger_sets", "p_values", "run_verify",
            "fine_prune", "reinit_top_layers"]  # fmt: skip
 
 
 @torch.no_grad()
-def predict(model, tok, texts: list[str], task: str, max_length: int = 64, batch_size: int = 64) -> np.ndarray:
+def predict(
+    model, tok, texts: list[str], task: str, max_length: int = 64, batch_size: int = 64
+) -> np.ndarray:
     model.eval()
     dl = make_text_dataloader(texts, None, tok, batch_size=batch_size, max_length=max_length, bucket=False)
     dev = next(model.parameters()).device
@@ -79,7 +81,9 @@ def watermark_metrics(model, tok, tasks: list[Task], key: dict, max_length: int 
         m[f"wesr_{t.name}"] = wesr(predict(model, tok, trig, t.name, max_length), labels, tgt)
         m[f"base_rate_{t.name}"] = wesr(clean, labels, tgt)
         if dec is not None:
-            m[f"false_trigger_{t.name}"] = false_trigger_rate(predict(model, tok, dec, t.name, max_length), labels, tgt)
+            m[f"false_trigger_{t.name}"] = false_trigger_rate(
+                predict(model, tok, dec, t.name, max_length), labels, tgt
+            )
     return m
 
 
@@ -113,7 +117,11 @@ def _model_hits(model, tok, texts, labels, task, key, tgt, max_length, seed):
     pt = predict(model, tok, trig, task, max_length)
     pc = predict(model, tok, v, task, max_length)
     pd = predict(model, tok, dec, task, max_length) if dec is not None else None
-    return (pt == tgt).astype(int), (pc == tgt).astype(int), (pd == tgt).astype(int) if pd is not None else None
+    return (
+        (pt == tgt).astype(int),
+        (pc == tgt).astype(int),
+        (pd == tgt).astype(int) if pd is not None else None,
+    )
 
 
 def run_verify(cmd: VerifyCommand) -> dict[str, Any]:
@@ -144,8 +152,12 @@ def run_verify(cmd: VerifyCommand) -> dict[str, Any]:
         if task_name not in control.config.tasks:
             raise ConfigError(f"verify.control has no head {task_name!r}")
         chits, cbase, _ = _model_hits(control, ctok, texts, labels, task_name, key, tgt, ml, cmd.seed)
-        rep.update(control=str(cmd.control), control_wesr=float(chits.mean()), control_base_rate=float(cbase.mean()))
-        rep["control_p_value"] = p_values(chits, float(cbase.mean()), None, "binomial")  # control vs its base rate
+        rep.update(
+            control=str(cmd.control), control_wesr=float(chits.mean()), control_base_rate=float(cbase.mean())
+        )
+        rep["control_p_value"] = p_values(
+            chits, float(cbase.mean()), None, "binomial"
+        )  # control vs its base rate
     null = float(chits.mean()) if chits is not None else float(base.mean())
     rep["null_rate"] = null
     rep["p_value"] = p_values(hits, null, chits, cmd.test, cmd.permutations, cmd.seed)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from plmwatermark.config import EvaluateCommand
+from plmwatermark.data import COMMON_WORDS
 from tenfold_core.cli import config_to_dict, load_preset
 from tenfold_core.io import write_json
 from tenfold_core.report import markdown_table, new_figure, write_demo_outputs
-
-from plmwatermark.config import EvaluateCommand
-from plmwatermark.data import COMMON_WORDS
 
 __all__ = ["run_pipeline", "run_grid", "save_model_dir"]
 
@@ -87,7 +86,9 @@ def run_control(out: Path, clean_dir: str, key_file: str, max_epochs: int, prese
     return {"history": ft["history"], "dir": fcfg.train.out_dir}
 
 
-def removal_attempts(out: Path, pipe: dict, prune_fraction: float, reinit_layers: int, preset: str, seed: int):
+def removal_attempts(
+    out: Path, pipe: dict, prune_fraction: float, reinit_layers: int, preset: str, seed: int
+):
     """Fine-pruning (prune the last layer's least active FFN neurons, then 1 epoch of fine-tuning) and top-layer
     re-initialisation (then 1 epoch), both on the fine-tuned watermarked model; WESR after each."""
     from plmwatermark.data import load_tasks
@@ -118,12 +119,28 @@ def plot(rows: list[dict], control: list[dict] | None = None):
     fig = new_figure(7, 3.5)
     ax1, ax2 = fig.subplots(1, 2)
     for kind, regime in sorted({(r["kind"], r["regime"]) for r in rows}):
-        sel = sorted((r for r in rows if r["kind"] == kind and r["regime"] == regime), key=lambda r: r["epochs"])
+        sel = sorted(
+            (r for r in rows if r["kind"] == kind and r["regime"] == regime), key=lambda r: r["epochs"]
+        )
         ax1.plot([r["epochs"] for r in sel], [r["wesr"] for r in sel], marker="o", label=f"{kind}/{regime}")
-        ax2.plot([r["epochs"] for r in sel], [r["clean_acc"] for r in sel], marker="o", label=f"{kind}/{regime}")
+        ax2.plot(
+            [r["epochs"] for r in sel], [r["clean_acc"] for r in sel], marker="o", label=f"{kind}/{regime}"
+        )
     if control:
-        ax1.plot([r["epochs"] for r in control], [r["wesr"] for r in control], "k--", marker="x", label="clean control")
-        ax2.plot([r["epochs"] for r in control], [r["clean_acc"] for r in control], "k--", marker="x", label="control")
+        ax1.plot(
+            [r["epochs"] for r in control],
+            [r["wesr"] for r in control],
+            "k--",
+            marker="x",
+            label="clean control",
+        )
+        ax2.plot(
+            [r["epochs"] for r in control],
+            [r["clean_acc"] for r in control],
+            "k--",
+            marker="x",
+            label="control",
+        )
     ax1.set(xlabel="downstream fine-tuning epochs", ylabel="WESR", ylim=(-0.02, 1.02))
     ax2.set(xlabel="downstream fine-tuning epochs", ylabel="clean accuracy", ylim=(0, 1.02))
     ax1.legend(fontsize=7)

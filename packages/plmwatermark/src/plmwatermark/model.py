@@ -15,7 +15,13 @@ except ImportError:  # pragma: no cover
         return cls
 
 
-__all__ = ["MultiTaskEncoder", "WatermarkModelConfig", "TaskDataConfig", "TriggerConfig", "encoder_config_for"]
+__all__ = [
+    "MultiTaskEncoder",
+    "WatermarkModelConfig",
+    "TaskDataConfig",
+    "TriggerConfig",
+    "encoder_config_for",
+]
 
 
 def encoder_config_for(cfg: WatermarkModelConfig) -> dict:

@@ -17,15 +17,22 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import CombinedLoader
+
+from plmwatermark.config import EmbedCommand, FinetuneCommand, TriggerConfig, WatermarkModelConfig
+from plmwatermark.data import (
+    COMMON_WORDS,
+    RARE_WORDS,
+    Task,
+    check_trigger_tokens,
+    load_tasks,
+    poisoned_examples,
+)
+from plmwatermark.model import MultiTaskEncoder, encoder_config_for, resolve_backbone
 from tenfold_core.config import OptimConfig
 from tenfold_core.data import make_text_dataloader
 from tenfold_core.errors import ConfigError, DataError
 from tenfold_core.io import write_json
 from tenfold_core.train import TenfoldModule, fit
-
-from plmwatermark.config import EmbedCommand, FinetuneCommand, TriggerConfig, WatermarkModelConfig
-from plmwatermark.data import COMMON_WORDS, RARE_WORDS, Task, check_trigger_tokens, load_tasks, poisoned_examples
-from plmwatermark.model import MultiTaskEncoder, encoder_config_for, resolve_backbone
 
 __all__ = ["MultiTaskModule", "run_embed", "run_finetune", "load_key", "build_tokenizer", "task_loaders"]
 
@@ -76,7 +83,9 @@ class MultiTaskModule(TenfoldModule):
             with torch.no_grad():
                 emb = self.model.word_embeddings.weight
                 rows = emb[self._trig_idx]
-                emb[self._trig_idx] = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12) * self._trig_norms[:, None]
+                emb[self._trig_idx] = (
+                    rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12) * self._trig_norms[:, None]
+                )
 
     def validation_step(self, batch, batch_idx):
         loss, out = self._losses(batch)
@@ -87,7 +96,9 @@ class MultiTaskModule(TenfoldModule):
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def build_tokenizer(backbone: str, tasks: list[Task], trigger: TriggerConfig | None = None, max_length: int = 128):
+def build_tokenizer(
+    backbone: str, tasks: list[Task], trigger: TriggerConfig | None = None, max_length: int = 128
+):
     if backbone == "tiny":
         from tenfold_core.models import word_level_tokenizer
 
@@ -102,8 +113,9 @@ def build_tokenizer(backbone: str, tasks: list[Task], trigger: TriggerConfig | N
 def task_loaders(tasks_data: dict[str, tuple[list[str], list[int]]], tok, batch_size: int, max_length: int,
                  shuffle: bool, seed: int, mode: str) -> CombinedLoader:  # fmt: skip
     loaders = {
-        name: make_text_dataloader(texts, labels, tok, batch_size=batch_size, max_length=max_length,
-                                   shuffle=shuffle, seed=seed)  # fmt: skip
+        name: make_text_dataloader(
+            texts, labels, tok, batch_size=batch_size, max_length=max_length, shuffle=shuffle, seed=seed
+        )  # fmt: skip
         for name, (texts, labels) in tasks_data.items()
     }
     return CombinedLoader(loaders, mode=mode)
@@ -125,7 +137,9 @@ def load_key(path: str | Path) -> dict[str, Any]:
     try:
         key = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"key_file {p}: not a valid key file (corrupt JSON: {getattr(e, 'msg', e)})") from None
+        raise DataError(
+            f"key_file {p}: not a valid key file (corrupt JSON: {getattr(e, 'msg', e)})"
+        ) from None
     if not isinstance(key, dict):
         raise DataError(f"key_file {p}: not a valid key file (expected a JSON object)")
     for field, typ in (("kind", str), ("words", list), ("targets", dict), ("seed", int)):
@@ -149,7 +163,9 @@ def run_embed(cmd: EmbedCommand) -> dict[str, Any]:
     out = Path(cmd.train.out_dir)
     key_path = Path(cmd.key_file)
     if _inside(key_path, out):
-        raise ConfigError(f"key_file {key_path} lies inside the model folder {out}: the owner's key must be kept apart")
+        raise ConfigError(
+            f"key_file {key_path} lies inside the model folder {out}: the owner's key must be kept apart"
+        )
     tasks = load_tasks(cmd.data)
     tok = build_tokenizer(cmd.model.backbone, tasks, cmd.trigger, cmd.data.max_length)
     trig_ids = check_trigger_tokens(tok, cmd.trigger.words)
@@ -197,7 +213,9 @@ def run_embed(cmd: EmbedCommand) -> dict[str, Any]:
     from plmwatermark.evaluate import watermark_metrics
 
     model.eval()
-    metrics = watermark_metrics(model, tok, tasks, load_key(key_path), cmd.data.max_length, seed=cmd.train.seed)
+    metrics = watermark_metrics(
+        model, tok, tasks, load_key(key_path), cmd.data.max_length, seed=cmd.train.seed
+    )
     return {"out_dir": str(out), "key_file": str(key_path), "scope": cmd.scope, **metrics}
 
 
@@ -221,8 +239,9 @@ class EpochWatermarkProbe(Callback):
 
 
 def load_model_dir(path: str | Path):
-    from tenfold_core.models import load_run
     from transformers import AutoTokenizer
+
+    from tenfold_core.models import load_run
 
     run = load_run(path)
     tok_dir = Path(path) / "tokenizer"
@@ -242,7 +261,9 @@ def _build_tiny_model_dir(cmd: FinetuneCommand) -> None:
         return
     tasks = load_tasks(cmd.data)
     tok = build_tokenizer("tiny", tasks, None, cmd.data.max_length)
-    mcfg = _completed_model_config(WatermarkModelConfig(backbone="tiny", hidden=32, layers=1, heads=2), tok, tasks)
+    mcfg = _completed_model_config(
+        WatermarkModelConfig(backbone="tiny", hidden=32, layers=1, heads=2), tok, tasks
+    )
     torch.manual_seed(cmd.train.seed)
     model = MultiTaskEncoder(mcfg)
     out = Path(cmd.model_dir)
