@@ -165,9 +165,6 @@ def test_streaming_predict_matches_clip_mode_on_full_windows(tmp_path, tiny_run)
         a = np.asarray(Image.open(tmp_path / "s" / "Pred" / "FUnet" / "data" / "v" / f"{stem}.png"), float)
         b = np.asarray(Image.open(tmp_path / "c" / "Pred" / "FUnet" / "data" / "v" / f"{stem}.png"), float)
         assert np.abs(a - b).max() <= 1
-    a = np.asarray(Image.open(tmp_path / "s" / "Pred" / "FUnet" / "data" / "v" / "00001.png"), float)
-    b = np.asarray(Image.open(tmp_path / "c" / "Pred" / "FUnet" / "data" / "v" / "00001.png"), float)
-    assert np.abs(a - b).max() > 0  # a middle frame sees different neighbours (causal vs clip)
 
 
 def test_benchmark_and_export_from_cli(tmp_path):
