@@ -68,3 +68,22 @@ def test_multiword_trigger_rejected():
     tok = build_tokenizer("tiny", tasks)
     with pytest.raises(DataError, match="not a single vocabulary token"):
         check_trigger_tokens(tok, ["zzzqqq"])
+
+
+def test_removal_attempts_modify_the_model():
+    from plmwatermark.evaluate import fine_prune, reinit_top_layers
+
+    tasks = load_tasks(TaskDataConfig(tasks=["spam"], n_train=32, n_dev=4, n_test=4))
+    tok = build_tokenizer("tiny", tasks)
+    torch.manual_seed(0)
+    model = MultiTaskEncoder(_completed_model_config(WatermarkModelConfig(backbone="tiny", hidden=32, layers=2),
+                                                     tok, tasks))  # fmt: skip
+    k = fine_prune(model, tok, tasks[0], 0.25)
+    w = model.encoder.encoder.layer[-1].intermediate.dense.weight
+    assert k == w.shape[0] // 4 and int((w.abs().sum(1) == 0).sum()) == k
+    before = model.encoder.encoder.layer[0].attention.self.query.weight.clone()
+    top = model.encoder.encoder.layer[-1].attention.self.query.weight.clone()
+    with torch.no_grad():
+        reinit_top_layers(model, 1)
+    assert torch.equal(before, model.encoder.encoder.layer[0].attention.self.query.weight)
+    assert not torch.equal(top, model.encoder.encoder.layer[-1].attention.self.query.weight)
