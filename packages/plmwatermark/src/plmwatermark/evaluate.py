@@ -211,6 +211,7 @@ def fine_prune(model, tok, task: Task, fraction: float, max_length: int = 64) ->
     return k
 
 
+@torch.no_grad()
 def reinit_top_layers(model, n: int) -> None:
     """Re-initialise the top ``n`` encoder layers (the caller then fine-tunes)."""
     for layer in model.encoder.encoder.layer[-n:]:
