@@ -186,3 +186,17 @@ def test_dev_label_unseen_in_train_is_an_error(tmp_path):
         load_text_classification(tmp_path)
     d = load_text_classification(tmp_path, label_names=["0", "1", "2"])  # explicit label list: allowed
     assert d.dev.labels == [0, 2]
+
+
+def test_load_text_data_sources(tmp_path):
+    from tenfold_core.config import TextDataConfig
+    from tenfold_core.data import load_text_data
+
+    syn = load_text_data(TextDataConfig(n_train=40, n_dev=5, n_test=7, max_train=30))
+    assert (len(syn.train), len(syn.dev), len(syn.test)) == (30, 5, 7)
+    f = tmp_path / "train.tsv"
+    f.write_text("text\tlabel\n" + "".join(f"good film {i}\t1\nbad film {i}\t0\n" for i in range(10)))
+    local = load_text_data(TextDataConfig(source=str(f), max_train=0))
+    assert sorted(set(local.train.labels)) == [0, 1] and len(local.train) + len(local.dev) + len(local.test) == 20
+    with pytest.raises(ValueError, match="negation_prob"):
+        TextDataConfig(negation_prob=1.5)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from tenfold_core.cli import arg
 
-__all__ = ["OptimConfig", "TrainConfig", "PRECISIONS", "parse_devices"]
+__all__ = ["OptimConfig", "TrainConfig", "TextDataConfig", "PRECISIONS", "parse_devices"]
 
 PRECISIONS = (
     "auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64",
@@ -197,3 +197,33 @@ class TrainConfig:
         bad = set(self.loggers) - {"csv", "tensorboard"}
         if bad:
             raise ValueError(f"train.loggers: unknown logger {sorted(bad)[0]!r} (known: csv, tensorboard)")
+
+
+@dataclass
+class TextDataConfig:
+    """Text-classification data for any package: the synthetic sentiment language, a local file or folder
+    (``text<TAB>label`` tsv, csv, jsonl, parquet), or a hub data set (ag_news, imdb, sst2). Loaded by
+    :func:`tenfold_core.data.load_text_data`."""
+
+    source: str = arg("synthetic", help="synthetic, a local file/folder, or ag_news / imdb / sst2 (hub)")
+    n_train: int = arg(2000, help="synthetic: training examples")
+    n_dev: int = arg(300, help="synthetic: dev examples")
+    n_test: int = arg(500, help="synthetic: test examples")
+    but_prob: float = arg(0.0, help="synthetic: probability of a 'X but Y' sentence")
+    negation_prob: float = arg(0.5, help="synthetic: probability that a clause is negated")
+    seed: int = arg(0, help="synthetic data seed / split seed for local files")
+    text_column: str = arg("text", help="text column of local files")
+    label_column: str = arg("label", help="label column of local files")
+    batch_size: int = arg(32, help="training batch size")
+    eval_batch_size: int = arg(128, help="evaluation batch size")
+    max_train: int = arg(0, help="use at most this many training examples (0: all)")
+
+    def __post_init__(self):
+        if not (self.n_train >= 2 and self.n_dev >= 1 and self.n_test >= 1):
+            raise ValueError("data.n_train/n_dev/n_test too small (need >= 2, 1, 1)")
+        for name in ("but_prob", "negation_prob"):
+            _finite(f"data.{name}", getattr(self, name), 0.0, 1.0)
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("data.batch_size and data.eval_batch_size must be >= 1")
+        if self.max_train < 0:
+            raise ValueError(f"data.max_train must be >= 0, got {self.max_train}")

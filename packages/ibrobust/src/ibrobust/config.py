@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tenfold_core.cli import arg
-from tenfold_core.config import OptimConfig, TrainConfig
+from tenfold_core.config import OptimConfig, TextDataConfig, TrainConfig
+
+# the data section is the core's: synthetic sentiment, local tsv/csv/jsonl, or ag_news / imdb / sst2
+DataConfig = TextDataConfig
 
 __all__ = [
     "IBConfig",
@@ -94,36 +97,6 @@ class IBConfig:
 
 
 @dataclass
-class DataConfig:
-    """Where the texts come from: synthetic sentiment language, a local tsv/csv/jsonl file or folder
-    (``text<TAB>label``, the official format), or a hub data set (ag_news, imdb, sst2)."""
-
-    source: str = arg("synthetic", help="synthetic, a local file/folder, or ag_news / imdb / sst2 (hub)")
-    n_train: int = arg(2000, help="synthetic: training examples")
-    n_dev: int = arg(300, help="synthetic: dev examples")
-    n_test: int = arg(500, help="synthetic: test examples")
-    but_prob: float = arg(0.0, help="synthetic: probability of a 'X but Y' sentence")
-    negation_prob: float = arg(0.5, help="synthetic: probability that a clause is negated")
-    seed: int = arg(0, help="synthetic data seed / split seed for local files")
-    text_column: str = arg("text", help="text column of local files")
-    label_column: str = arg("label", help="label column of local files")
-    batch_size: int = arg(64, help="training batch size")
-    eval_batch_size: int = arg(128, help="evaluation batch size")
-    max_train: int = arg(0, help="use at most this many training examples (0: all)")
-
-    def __post_init__(self):
-        _check(
-            self.n_train >= 2 and self.n_dev >= 1 and self.n_test >= 1, "data.n_train/n_dev/n_test too small"
-        )
-        _check(0 <= self.but_prob <= 1, f"data.but_prob must be in [0, 1], got {self.but_prob}")
-        _check(
-            0 <= self.negation_prob <= 1, f"data.negation_prob must be in [0, 1], got {self.negation_prob}"
-        )
-        _check(self.batch_size >= 1 and self.eval_batch_size >= 1, "data.batch_size must be >= 1")
-        _check(self.max_train >= 0, f"data.max_train must be >= 0, got {self.max_train}")
-
-
-@dataclass
 class ObjectiveConfig:
     """loss = CE + beta * KL(N(mu, sigma) || prior)."""
 
@@ -202,7 +175,7 @@ class TrainCommand:
     (model.bottleneck false: plain fine-tuning, or FreeLB)."""
 
     model: IBConfig = arg(factory=IBConfig)
-    data: DataConfig = arg(factory=DataConfig)
+    data: DataConfig = arg(factory=lambda: DataConfig(batch_size=64))
     objective: ObjectiveConfig = arg(factory=ObjectiveConfig)
     adv: AdvConfig = arg(factory=AdvConfig)
     train: TrainConfig = arg(factory=_default_train)
@@ -214,7 +187,7 @@ class EvaluateCommand:
     """Clean accuracy of a trained run, deterministic (z = mu) and sampled."""
 
     run: str = arg("runs/ibrobust", help="run folder written by train")
-    data: DataConfig = arg(factory=DataConfig)
+    data: DataConfig = arg(factory=lambda: DataConfig(batch_size=64))
     split: Literal["dev", "test"] = arg("test", help="split to evaluate")
     samples: int = arg(5, help="sampled evaluations (their mean accuracy and spread are reported)")
     seed: int = arg(0, help="seed of the sampled evaluations")
@@ -225,7 +198,7 @@ class AttackCommand:
     """Attack a trained run under the shared protocol: deterministic model, sampled model, sampled model with EOT."""
 
     run: str = arg("runs/ibrobust", help="run folder written by train")
-    data: DataConfig = arg(factory=DataConfig)
+    data: DataConfig = arg(factory=lambda: DataConfig(batch_size=64))
     attack: AttackConfig = arg(factory=AttackConfig)
     modes: list[str] = arg(["deterministic"], help="any of deterministic, sampled, eot")
     out: str = arg("", help="records folder (default: RUN/attack)")
@@ -244,7 +217,7 @@ class SweepBetaCommand:
 
     betas: list[float] = arg([0.0, 1e-3, 1e-2, 1e-1], help="values of beta")
     model: IBConfig = arg(factory=IBConfig)
-    data: DataConfig = arg(factory=DataConfig)
+    data: DataConfig = arg(factory=lambda: DataConfig(batch_size=64))
     objective: ObjectiveConfig = arg(factory=ObjectiveConfig)
     adv: AdvConfig = arg(factory=lambda: AdvConfig(method="none"))
     train: TrainConfig = arg(factory=_default_train)

@@ -22,15 +22,8 @@ from spikeclip.config import (
     parse_qk_scale,
 )
 from tenfold_core.errors import ConfigError
+from tenfold_core.models import register_model
 from tenfold_core.spiking import LIF, SpikeMatMul, SpikingTransformerBlock
-
-try:
-    from tenfold_core.models import register_model
-except ImportError:  # pragma: no cover - older core: load_run falls back to spikeclip.train.load_run_dir
-
-    def register_model(cls):
-        return cls
-
 
 __all__ = [
     "ANNImageEncoder",

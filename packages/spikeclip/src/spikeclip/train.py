@@ -14,7 +14,6 @@ keeps them in eval mode). Validation metrics are logged with ``sync_dist=True``.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 from pathlib import Path
@@ -40,7 +39,6 @@ from spikeclip.data import ImageData, build_prompts, load_data
 from spikeclip.losses import class_logits, cosine_alignment_loss, dual_loss, gradient_angle
 from spikeclip.model import CLIPTeacher, MiniCLIP, SpikingImageEncoder, SpikingTextEncoder, WordTokenizer
 from tenfold_core.errors import ConfigError, ModelLoadError
-from tenfold_core.models import load_state_dict_checked
 from tenfold_core.train import TenfoldModule, fit, make_dataloader
 
 __all__ = [
@@ -63,27 +61,14 @@ __all__ = [
 
 # ----------------------------------------------------------------------------------------------- run folders
 def load_run_dir(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild ``model_class(config_class(**config["model"]))`` from ``path/config.json`` and load its weights."""
-    path = Path(path)
-    cfg_path = path / "config.json"
-    if not cfg_path.is_file():
-        raise ModelLoadError(f"{path}: not a run folder (no config.json)")
-    try:
-        conf = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{cfg_path} line {e.lineno}: invalid JSON ({e.msg})") from None
-    spec = conf.get("model_class") or ""
-    if ":" not in spec or not spec.startswith("spikeclip."):
-        raise ModelLoadError(f"{cfg_path}: model_class {spec!r} is not a spikeclip network")
-    mod_name, cls_name = spec.split(":", 1)
-    cls = getattr(importlib.import_module(mod_name), cls_name, None)
-    if cls is None or not hasattr(cls, "config_class"):
-        raise ModelLoadError(f"{cfg_path}: unknown model_class {spec!r}")
-    fields = {f.name for f in dataclasses.fields(cls.config_class)}
-    model_cfg = cls.config_class(**{k: v for k, v in (conf.get("model") or {}).items() if k in fields})
-    model = cls(model_cfg)
-    load_state_dict_checked(model, path / "model.safetensors")
-    return model.eval(), conf
+    """A spikeclip run folder's network (rebuilt by the core's ``load_run``, in eval mode) and its config.json."""
+    from tenfold_core.models import load_run
+
+    run = load_run(path)
+    spec = str(run.config.get("model_class", ""))
+    if not spec.startswith("spikeclip."):
+        raise ModelLoadError(f"{Path(path) / 'config.json'}: model_class {spec!r} is not a spikeclip network")
+    return run.model, run.config
 
 
 def _prompt_vocab(data_cfg: DataConfig, classes: list[str], extra: list[str] = ()) -> list[str]:

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tenfold_core.cli import arg
-from tenfold_core.config import OptimConfig, TrainConfig
+from tenfold_core.config import OptimConfig, TextDataConfig, TrainConfig
+
+# the data section is the core's: synthetic sentiment, local tsv/csv/jsonl, or ag_news / imdb / sst2
+DataConfig = TextDataConfig
 
 __all__ = [
     "DEFENSES",
@@ -63,35 +66,6 @@ class ModelConfig:
             "model.tiny_hidden must be a multiple of model.tiny_heads",
         )
         _check(8 <= self.max_length <= 4096, f"model.max_length must be in [8, 4096], got {self.max_length}")
-
-
-@dataclass
-class DataConfig:
-    """synthetic sentiment language, a local tsv (``text<TAB>label``) file/folder, or ag_news / imdb / sst2."""
-
-    source: str = arg("synthetic", help="synthetic, a local file/folder, or ag_news / imdb / sst2 (hub)")
-    n_train: int = arg(2000, help="synthetic: training examples")
-    n_dev: int = arg(300, help="synthetic: dev examples")
-    n_test: int = arg(500, help="synthetic: test examples")
-    but_prob: float = arg(0.0, help="synthetic: probability of a 'X but Y' sentence")
-    negation_prob: float = arg(0.5, help="synthetic: probability that a clause is negated")
-    seed: int = arg(0, help="synthetic data seed / split seed for local files")
-    text_column: str = arg("text", help="text column of local files")
-    label_column: str = arg("label", help="label column of local files")
-    batch_size: int = arg(32, help="training batch size")
-    eval_batch_size: int = arg(128, help="evaluation batch size")
-    max_train: int = arg(0, help="use at most this many training examples (0: all)")
-
-    def __post_init__(self):
-        _check(
-            self.n_train >= 2 and self.n_dev >= 1 and self.n_test >= 1, "data.n_train/n_dev/n_test too small"
-        )
-        _check(0 <= self.but_prob <= 1, f"data.but_prob must be in [0, 1], got {self.but_prob}")
-        _check(
-            0 <= self.negation_prob <= 1, f"data.negation_prob must be in [0, 1], got {self.negation_prob}"
-        )
-        _check(self.batch_size >= 1 and self.eval_batch_size >= 1, "data.batch_size must be >= 1")
-        _check(self.max_train >= 0, f"data.max_train must be >= 0, got {self.max_train}")
 
 
 @dataclass

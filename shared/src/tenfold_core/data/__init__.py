@@ -3,6 +3,7 @@
 ``make_text_dataloader`` (and the rest of :mod:`tenfold_core.data.loader`) imports torch, so it is loaded lazily.
 """
 
+from tenfold_core.data.sources import HUB_ALIASES, load_text_data
 from tenfold_core.data.synthetic import (
     make_sentiment_data,
     make_sentiment_split,
@@ -21,6 +22,8 @@ from tenfold_core.data.text import (
 )
 
 __all__ = [
+    "HUB_ALIASES",
+    "load_text_data",
     "make_text_dataloader",
     "LengthBucketSampler",
     "check_labels",
