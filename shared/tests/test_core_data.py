@@ -197,6 +197,9 @@ def test_load_text_data_sources(tmp_path):
     f = tmp_path / "train.tsv"
     f.write_text("text\tlabel\n" + "".join(f"good film {i}\t1\nbad film {i}\t0\n" for i in range(10)))
     local = load_text_data(TextDataConfig(source=str(f), max_train=0))
-    assert sorted(set(local.train.labels)) == [0, 1] and len(local.train) + len(local.dev) + len(local.test) == 20
+    assert (
+        sorted(set(local.train.labels)) == [0, 1]
+        and len(local.train) + len(local.dev) + len(local.test) == 20
+    )
     with pytest.raises(ValueError, match="negation_prob"):
         TextDataConfig(negation_prob=1.5)
