@@ -67,7 +67,12 @@ def test_every_training_verb_trains_under_ddp(name, request):
         assert status.get(("0", verb)) == "ok" and status.get(("1", verb)) == "ok", (
             f"{verb}: {status}\n{stderr[-3000:]}"
         )
-        conf = json.loads((tmp_path / verb / "config.json").read_text())  # exported once, by rank 0
-        assert conf["train"]["strategy"] == "ddp" and str(conf["train"]["devices"]) == "2"
-        assert (tmp_path / verb / "model.safetensors").is_file()
+        # exported once, by rank 0: in the verb's out dir, or in one folder per run for verbs that train several
+        # models (a sweep, a benchmark, DUAL's two SFT runs)
+        runs = [(p, json.loads(p.read_text())) for p in sorted((tmp_path / verb).rglob("config.json"))]
+        runs = [(p, c) for p, c in runs if "train" in c]  # run folders, not a verb's own summary files
+        assert runs, f"{verb}: no run folder exported under {tmp_path / verb}"
+        for path, conf in runs:
+            assert conf["train"]["strategy"] == "ddp" and str(conf["train"]["devices"]) == "2", path
+            assert (path.parent / "model.safetensors").is_file(), path
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -264,3 +264,29 @@ def test_core_light_modules_do_not_import_torch():
 def test_broken_yaml_in_a_list_flag_is_a_config_error(value):  # found by tests/test_fuzz.py
     with pytest.raises(ConfigError, match="'widths': expected a list of an integer"):
         parse_config(Cfg, {"widths": value})
+
+
+def test_training_verbs_check_out_dir_and_devices_before_running(tmp_path, capsys):
+    from tenfold_core.config import TrainConfig
+
+    @dataclass
+    class TrainCmd:
+        train: TrainConfig = field(default_factory=TrainConfig)
+
+    ran = []
+    app = App("toy", "a toy app")
+    app.command("fit", TrainCmd, help="train", trains=True)(lambda cfg: ran.append(cfg) or 0)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for argv, message in [
+        (["fit", "--train.out_dir", str(a_file / "run")], "is a file, not a folder"),
+        (["fit", "--train.out_dir", str(tmp_path / "ok"), "--train.accelerator", "cpu", "--train.devices", "99"],
+         "train.devices 99"),
+    ]:  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            app.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and err.count("\n") == 1
+    assert not ran  # the verb never started
+    app.main(["fit", "--train.out_dir", str(tmp_path / "ok"), "--train.accelerator", "cpu"])
+    assert len(ran) == 1

@@ -102,6 +102,12 @@ def test_fit_learns_selects_best_on_validation_and_exports(tmp_path):
     assert conf["monitor"] == "val_acc" and conf["best_score"] == pytest.approx(res.best_score)
     assert (tmp_path / "logs" / "metrics.csv").is_file()
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    # optimiser state is kept only where resuming needs it (issue 20: run folders were 1.3 GB)
+    assert "optimizer_states" not in torch.load(res.best_checkpoint, weights_only=True)
+    assert torch.load(res.last_checkpoint, weights_only=True)["optimizer_states"]
+    # optimiser state is kept only where resuming needs it (issue 20: run folders were 1.3 GB)
+    assert "optimizer_states" not in torch.load(res.best_checkpoint, weights_only=True)
+    assert torch.load(res.last_checkpoint, weights_only=True)["optimizer_states"]
 
 
 def test_resume_auto_continues(tmp_path):

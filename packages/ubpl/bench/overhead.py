@@ -22,8 +22,8 @@ def main() -> None:
     from ubpl.data import POLE_WORDS, synthetic_corpus
     from ubpl.demo import decode_overhead
     from ubpl.lexicon import build_lexicon
-    from ubpl.lm import train_bpe
-    from ubpl.steer import build_processor
+    from ubpl.model import build_processor
+    from ubpl.train import train_bpe
 
     from tenfold_core.llm import tiny_causal_lm
 
@@ -33,7 +33,7 @@ def main() -> None:
     models = {"tiny-gpt2 (d=64, 2 layers)": (tiny_causal_lm(len(tok), kind="gpt2", hidden=64, layers=2, heads=2,
                                                              pad_token_id=tok.pad_token_id), tok)}  # fmt: skip
     if a.smollm2:
-        from ubpl.lm import load_model
+        from ubpl.train import load_model
 
         models["SmolLM2-135M"] = load_model("smollm2")
     prompts = ["when a friend invites you to a crowded party ,", "when you must give a talk to many people ,"]

@@ -6,7 +6,7 @@ import torch
 from ubpl.config import LexiconConfig, SteerConfig, TrainLMCommand
 from ubpl.data import POLE_WORDS, load_items, synthetic_corpus
 from ubpl.lexicon import build_lexicon, load_corpus
-from ubpl.steer import PersonalityLogitsProcessor, build_processor, map_lexicon
+from ubpl.model import PersonalityLogitsProcessor, build_processor, map_lexicon
 
 from tenfold_core.config import OptimConfig, TrainConfig
 from tenfold_core.errors import DataError
@@ -14,7 +14,7 @@ from tenfold_core.errors import DataError
 
 @pytest.fixture(scope="module")
 def bpe():
-    from ubpl.lm import train_bpe
+    from ubpl.train import train_bpe
 
     return train_bpe([r["text"] for r in synthetic_corpus(8)], 800)
 
@@ -144,7 +144,7 @@ def test_mpi_loader_and_reverse_keyed_scoring(tmp_path):
 def test_steering_moves_generated_text_of_a_trained_lm(tmp_path, lexicon):
     from ubpl.data import SITUATIONS
     from ubpl.evaluate import generate_texts, lexicon_scores, questionnaire
-    from ubpl.lm import load_model, train_lm
+    from ubpl.train import load_model, train_lm
 
     train_lm(TrainLMCommand(hidden=48, layers=2, heads=2, vocab_size=800, optim=OptimConfig(lr=5e-3),
                             train=TrainConfig(out_dir=str(tmp_path / "lm"), max_epochs=6, progress_bar=False,
@@ -171,7 +171,7 @@ def test_steering_moves_generated_text_of_a_trained_lm(tmp_path, lexicon):
 @pytest.mark.slow
 def test_smollm2_steering_raises_trait_words(lexicon):
     from ubpl.evaluate import generate_texts, lexicon_scores
-    from ubpl.lm import load_model
+    from ubpl.train import load_model
 
     model, tok = load_model("smollm2")
     lex = {"E": {"high": {w: 1.0 for w in POLE_WORDS[("E", "high")]}, "low": {}}}

@@ -525,11 +525,40 @@ class App:
         if print_config:
             sys.stdout.write(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
             return None
+        if cmd.trains:
+            check_training_sections(cfg)
         return cmd.fn(cfg)
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Console-script entry point: user errors -> one line on stderr and exit 2."""
         return run_cli(lambda: self.run(argv), self.prog)
+
+
+def _training_sections(cfg: Any) -> list[Any]:
+    from tenfold_core.config import TrainConfig
+
+    if isinstance(cfg, TrainConfig):
+        return [cfg]
+    if not dataclasses.is_dataclass(cfg):
+        return []
+    return [t for f in dataclasses.fields(cfg) for t in _training_sections(getattr(cfg, f.name))]
+
+
+def check_training_sections(cfg: Any) -> None:
+    """Before a training verb runs: every ``train`` section's out_dir can be a folder and its devices exist, so a
+    verb that writes into out_dir (a tokenizer, a cache, shards) before ``fit`` fails with one line, not a traceback,
+    and a verb that would skip training (finished sweep cells) does not report success for an impossible request."""
+    sections = _training_sections(cfg)
+    if not sections:
+        return
+    from tenfold_core.train import check_devices  # the verb imports the trainer anyway
+
+    for t in sections:
+        out = Path(t.out_dir)
+        for parent in (out, *out.parents):
+            if parent.exists() and not parent.is_dir():
+                raise ConfigError(f"train.out_dir {out}: {parent} is a file, not a folder")
+        check_devices(t)
 
 
 def run_cli(fn: Callable[[], Any], prog: str) -> int:

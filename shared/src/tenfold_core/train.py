@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from weakref import proxy
 
 import lightning as L
 import numpy as np
@@ -426,6 +427,20 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+class _Checkpoint(ModelCheckpoint):
+    """Optimiser and loop state only in ``last.ckpt`` (what resuming needs); the best-on-validation checkpoints keep
+    the weights alone, so a run folder holds one full checkpoint, not two."""
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        weights_only = self.save_weights_only or not Path(filepath).name.startswith(self.CHECKPOINT_NAME_LAST)
+        trainer.save_checkpoint(filepath, weights_only)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:  # as ModelCheckpoint does: tell the loggers
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
 def build_trainer(
     cfg: TrainConfig | None = None, callbacks: Sequence[Callback] = (), **overrides: Any
 ) -> L.Trainer:
@@ -438,7 +453,7 @@ def build_trainer(
     cbs: list[Callback] = [NaNGuard(), EpochReseed(cfg.seed), TrainEvalMode()]
     monitor = cfg.monitor or None
     cbs.append(
-        ModelCheckpoint(
+        _Checkpoint(
             dirpath=ckpt_dir,
             filename="best-{epoch}-{step}",
             monitor=monitor,

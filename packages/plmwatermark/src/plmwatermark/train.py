@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import CombinedLoader
 
@@ -27,6 +26,7 @@ from plmwatermark.data import (
     load_tasks,
     poisoned_examples,
 )
+from plmwatermark.losses import multitask_loss
 from plmwatermark.model import MultiTaskEncoder, encoder_config_for, resolve_backbone
 from tenfold_core.config import OptimConfig
 from tenfold_core.data import make_text_dataloader
@@ -64,14 +64,7 @@ class MultiTaskModule(TenfoldModule):
             emb.register_hook(lambda g: g * self._row_mask.to(g.dtype))
 
     def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-        total, out = 0.0, {}
-        for task, b in batch.items():
-            if b is None:
-                continue
-            logits = self.model(b["input_ids"], b["attention_mask"], task)
-            total = total + F.cross_entropy(logits, b["labels"])
-            out[task] = (logits, b["labels"])
-        return total, out
+        return multitask_loss(self.model, batch)
 
     def training_step(self, batch, batch_idx):
         loss, _ = self._losses(batch)
@@ -250,35 +243,26 @@ def load_model_dir(path: str | Path):
     return run.model, AutoTokenizer.from_pretrained(str(tok_dir)), run.config
 
 
-def _build_tiny_model_dir(cmd: FinetuneCommand) -> None:
-    """A random tiny encoder + tokenizer saved as a run folder (only the launching process writes it)."""
-    import os
-
-    from tenfold_core.cli import config_to_dict
-    from tenfold_core.models import save_weights
-
-    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
-        return
+def _build_tiny_model(cmd: FinetuneCommand):
+    """A random tiny encoder + tokenizer built in place, the same on every rank (seeded; nothing is written, so DDP
+    ranks never wait for each other's files)."""
     tasks = load_tasks(cmd.data)
     tok = build_tokenizer("tiny", tasks, None, cmd.data.max_length)
     mcfg = _completed_model_config(
         WatermarkModelConfig(backbone="tiny", hidden=32, layers=1, heads=2), tok, tasks
     )
-    torch.manual_seed(cmd.train.seed)
-    model = MultiTaskEncoder(mcfg)
-    out = Path(cmd.model_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(model, out / "model.safetensors")
-    write_json(out / "config.json", {"model_class": "plmwatermark.model:MultiTaskEncoder",
-                                     "model": config_to_dict(mcfg), "stage": "random"})  # fmt: skip
-    tok.save_pretrained(str(out / "tokenizer"))
+    with torch.random.fork_rng():
+        torch.manual_seed(cmd.train.seed)
+        model = MultiTaskEncoder(mcfg)
+    return model, tok
 
 
 def run_finetune(cmd: FinetuneCommand, key: dict | None = None) -> dict[str, Any]:
     """Full fine-tuning of a (watermarked) model on downstream task(s); new heads unless ``reinit_head=false``."""
     if cmd.build_if_missing and not (Path(cmd.model_dir) / "model.safetensors").is_file():
-        _build_tiny_model_dir(cmd)
-    old, tok, _ = load_model_dir(cmd.model_dir)
+        old, tok = _build_tiny_model(cmd)
+    else:
+        old, tok, _ = load_model_dir(cmd.model_dir)
     tasks = load_tasks(cmd.data)
     mcfg = dataclasses.replace(old.config, tasks={t.name: t.num_labels for t in tasks})
     model = MultiTaskEncoder(mcfg)

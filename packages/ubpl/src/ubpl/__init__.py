@@ -12,11 +12,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "build_lexicon": "ubpl.lexicon", "load_lexicon": "ubpl.lexicon", "save_lexicon": "ubpl.lexicon",
-    "load_corpus": "ubpl.lexicon", "map_lexicon": "ubpl.steer", "PersonalityLogitsProcessor": "ubpl.steer",
-    "build_processor": "ubpl.steer", "questionnaire": "ubpl.evaluate", "lexicon_scores": "ubpl.evaluate",
+    "load_corpus": "ubpl.lexicon", "map_lexicon": "ubpl.model", "PersonalityLogitsProcessor": "ubpl.model",
+    "build_processor": "ubpl.model", "questionnaire": "ubpl.evaluate", "lexicon_scores": "ubpl.evaluate",
     "distinct_n": "ubpl.evaluate", "perplexity": "ubpl.evaluate", "generate_texts": "ubpl.evaluate",
     "synthetic_corpus": "ubpl.data", "llm_corpus": "ubpl.data", "load_items": "ubpl.data",
-    "train_lm": "ubpl.lm", "load_model": "ubpl.lm", "demo": "ubpl.demo",
+    "train_lm": "ubpl.train", "load_model": "ubpl.train", "demo": "ubpl.demo",
 }  # fmt: skip
 _CONFIG = ["LexiconConfig", "SteerConfig", "LMConfig", "parse_lambdas", "TRAITS", "TRAIT_NAMES"]
 __all__ = ["__version__", *_CONFIG, *_LAZY]

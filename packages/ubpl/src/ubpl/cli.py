@@ -46,7 +46,7 @@ def make_corpus_cmd(cfg: MakeCorpusCommand):
 @app.command("train-lm", TrainLMCommand, help="train a tiny GPT-2 + BPE tokenizer on a corpus (the demo LM)",
              trains=True)  # fmt: skip
 def train_lm_cmd(cfg: TrainLMCommand):
-    from ubpl.lm import train_lm
+    from ubpl.train import train_lm
 
     return _print(train_lm(cfg))
 

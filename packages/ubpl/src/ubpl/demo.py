@@ -37,8 +37,8 @@ def demo(cfg: DemoCommand) -> dict:
     from ubpl.data import SITUATIONS, load_items
     from ubpl.evaluate import distinct_n, generate_texts, lexicon_scores, perplexity, questionnaire
     from ubpl.lexicon import load_lexicon
-    from ubpl.lm import load_model, train_lm
-    from ubpl.steer import build_processor
+    from ubpl.model import build_processor
+    from ubpl.train import load_model, train_lm
     from ubpl.verbs import build_lexicon_cmd
 
     t0 = time.perf_counter()

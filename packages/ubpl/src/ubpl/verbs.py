@@ -49,7 +49,7 @@ def make_corpus(cfg: MakeCorpusCommand) -> dict:
     if cfg.model == "synthetic":
         rows = synthetic_corpus(cfg.per_situation, cfg.seed, cfg.traits)
     else:
-        from ubpl.lm import load_model
+        from ubpl.train import load_model
 
         model, tok = load_model(cfg.model)
         rows = llm_corpus(model, tok, sits, cfg.traits, cfg.per_situation, cfg.max_new_tokens, cfg.temperature,
@@ -65,8 +65,8 @@ def generate(cfg: GenerateCommand) -> dict:
 
     from ubpl.evaluate import generate_texts
     from ubpl.lexicon import load_lexicon
-    from ubpl.lm import load_model
-    from ubpl.steer import build_processor
+    from ubpl.model import build_processor
+    from ubpl.train import load_model
 
     lex = load_lexicon(cfg.lexicon)
     model, tok = load_model(cfg.model.base)
@@ -116,8 +116,8 @@ def evaluate(cfg: EvaluateCommand) -> dict:
     from tenfold_core.io import write_json
     from ubpl.data import load_items
     from ubpl.lexicon import load_lexicon
-    from ubpl.lm import load_model
-    from ubpl.steer import build_processor
+    from ubpl.model import build_processor
+    from ubpl.train import load_model
 
     lex = load_lexicon(cfg.lexicon)
     model, tok = load_model(cfg.model.base)
@@ -136,8 +136,8 @@ def compare(cfg: CompareCommand) -> dict:
     from ubpl.config import TRAIT_NAMES
     from ubpl.data import load_items
     from ubpl.lexicon import load_lexicon
-    from ubpl.lm import load_model
-    from ubpl.steer import build_processor
+    from ubpl.model import build_processor
+    from ubpl.train import load_model
 
     lex = load_lexicon(cfg.lexicon)
     model, tok = load_model(cfg.model.base)

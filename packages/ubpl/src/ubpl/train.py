@@ -10,6 +10,7 @@ import torch
 
 from tenfold_core.train import TenfoldModule, fit, make_dataloader
 from ubpl.config import TrainLMCommand
+from ubpl.losses import causal_lm_loss
 
 __all__ = ["train_bpe", "LMModule", "train_lm", "load_model"]
 
@@ -34,7 +35,7 @@ class LMModule(TenfoldModule):
         self.model = model
 
     def training_step(self, batch, batch_idx):
-        loss = self.model(input_ids=batch, labels=batch).loss
+        loss = causal_lm_loss(self.model(input_ids=batch).logits, batch)  # packed blocks: no padding
         self.log_train("train_loss", loss, prog_bar=True)
         return loss
 
