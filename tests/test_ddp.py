@@ -10,9 +10,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import _members
@@ -22,10 +24,28 @@ LAUNCH = Path(__file__).with_name("_ddp_launch.py")
 TIMEOUT_S = 900
 
 
+_PORTS: set[int] = set()
+_PORT_LOCK = threading.Lock()
+
+
+def _unique_free_port() -> int:
+    """A free port no other job of this session was given: two packages' DDP pairs run at once, and Lightning's own
+    free-port pick in each launcher can race, so that one package's rank 1 joins the other's group (a hang)."""
+    with _PORT_LOCK:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _PORTS:
+                _PORTS.add(port)
+                return port
+
+
 def _run(name: str, out: Path) -> tuple[int, str, str | None, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     for k in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT", "RANK"):
         env.pop(k, None)
+    env["MASTER_ADDR"], env["MASTER_PORT"] = "127.0.0.1", str(_unique_free_port())
     proc = subprocess.Popen([sys.executable, str(LAUNCH), name, str(out)], cwd=out, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
     try:

@@ -105,9 +105,6 @@ def test_fit_learns_selects_best_on_validation_and_exports(tmp_path):
     # optimiser state is kept only where resuming needs it (issue 20: run folders were 1.3 GB)
     assert "optimizer_states" not in torch.load(res.best_checkpoint, weights_only=True)
     assert torch.load(res.last_checkpoint, weights_only=True)["optimizer_states"]
-    # optimiser state is kept only where resuming needs it (issue 20: run folders were 1.3 GB)
-    assert "optimizer_states" not in torch.load(res.best_checkpoint, weights_only=True)
-    assert torch.load(res.last_checkpoint, weights_only=True)["optimizer_states"]
 
 
 def test_resume_auto_continues(tmp_path):
