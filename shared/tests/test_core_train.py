@@ -67,6 +67,9 @@ def test_no_weight_decay_on_bias_and_norm():
     opt, _ = build_optimizer(model, OptimConfig(name="sgd", weight_decay=0.1), 10)
     wd = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
     assert wd[id(model[0].weight)] == 0.1 and wd[id(model[0].bias)] == 0.0 and wd[id(model[1].weight)] == 0.0
+    opt, _ = build_optimizer(model, OptimConfig(name="sgd", weight_decay=0.1, decay_all=True), 10)
+    wd = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert set(wd.values()) == {0.1} and len(wd) == 4
 
 
 def test_config_validation():

@@ -38,7 +38,10 @@ class OptimConfig:
     name: Literal["adamw", "adam", "sgd"] = arg("adamw", help="optimizer")
     lr: float = arg(1e-3, help="peak learning rate")
     weight_decay: float = arg(
-        0.0, help="decoupled (AdamW) or L2 (Adam/SGD) weight decay; never on biases and norms"
+        0.0, help="decoupled (AdamW) or L2 (Adam/SGD) weight decay; not on biases and norms unless decay_all"
+    )
+    decay_all: bool = arg(
+        False, help="weight decay on every parameter, biases and norms included (as some official codes do)"
     )
     momentum: float = arg(0.9, help="SGD momentum")
     nesterov: bool = arg(False, help="SGD with Nesterov momentum")

@@ -79,14 +79,14 @@ __all__ = [
 def build_optimizer(
     model: nn.Module, cfg: OptimConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, Any]:
-    """Optimizer (no weight decay on 0/1-d parameters) and a LambdaLR for ``cfg.schedule``.
+    """Optimizer (no weight decay on 0/1-d parameters unless ``cfg.decay_all``) and a LambdaLR for ``cfg.schedule``.
 
     ``total_steps`` counts the scheduler's intervals (optimizer steps, or epochs with ``cfg.interval == "epoch"``);
     warm-up and milestones count the same unit."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            (decay if p.ndim >= 2 or cfg.decay_all else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     if cfg.name == "adamw":
