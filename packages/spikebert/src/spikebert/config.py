@@ -17,6 +17,8 @@ __all__ = [
     "SpikeBertConfig",
     "TeacherConfig",
     "DataConfig",
+    "AugmentConfig",
+    "TaskDataConfig",
     "CorpusConfig",
     "PretrainLossConfig",
     "TaskLossConfig",
@@ -192,6 +194,51 @@ class DataConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Stage-2 augmentation of the training split (Tang et al. 2019's rules, what the official ``train_augment.txt``
+    holds): per unit, mask with ``p_mask`` or else swap for a same-class unit with ``p_pos``; then, with ``p_ngram``,
+    keep a random n-gram (n <= ``max_ngram``). ``factor`` N: the training set becomes N times its size (the originals
+    plus N - 1 variants each, labels kept); 1 is off. Deterministic given ``seed``."""
+
+    factor: int = arg(1, help="training set size multiplier (1: off; Tang et al. / TinyBERT: 20)")
+    p_mask: float = arg(0.1, help="probability that a unit becomes the mask token")
+    p_pos: float = arg(0.1, help="probability that a unit is swapped for another of its part-of-speech class")
+    p_ngram: float = arg(0.25, help="probability that a synthetic sentence is cut to a random n-gram")
+    max_ngram: int = arg(5, help="longest n-gram kept by the n-gram sampling")
+    pos_classes: int = arg(32, help="part-of-speech classes induced from neighbour counts (seeded k-means)")
+    unit: Literal["auto", "word", "char"] = arg(
+        "auto",
+        help="units: word (whitespace), char (Chinese), auto (char with data.tokenizer char, else word)",
+    )
+    seed: int = arg(0, help="augmentation seed (the augmented set is fixed by it, like a train_augment.txt)")
+
+    def __post_init__(self):
+        _positive("data.augment.factor", self.factor)
+        _positive("data.augment.max_ngram", self.max_ngram)
+        _positive("data.augment.pos_classes", self.pos_classes)
+        for k in ("p_mask", "p_pos", "p_ngram"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError(f"data.augment.{k} must be in [0, 1], got {v!r}")
+        if self.p_mask + self.p_pos > 1:
+            raise ValueError(
+                f"data.augment.p_mask + p_pos must be <= 1 (they exclude each other), got {self.p_mask + self.p_pos}"
+            )
+
+
+@dataclass
+class TaskDataConfig(DataConfig):
+    """Stage-2 task data: :class:`DataConfig` plus the training-split augmentation (``--data.augment.*``)."""
+
+    augment: AugmentConfig = arg(factory=AugmentConfig, help="stage-2 data augmentation (factor 1: off)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**self.augment)
+
+
+@dataclass
 class CorpusConfig:
     """Unlabelled text for stage 1 (and the teacher's masked-LM): a ``.txt`` file (a sentence a line), a labelled
     file/folder (its texts), a hub id, a folder of pre-tokenised shards (``shards/``), or ``synthetic``."""
@@ -327,7 +374,7 @@ class DistillTaskConfig:
         False,
         help="load only the stage-1 tensors whose names and shapes fit (the official strict=False load)",
     )
-    data: DataConfig = arg(factory=DataConfig)
+    data: TaskDataConfig = arg(factory=TaskDataConfig)
     loss: TaskLossConfig = arg(factory=TaskLossConfig)
     rate_reg: RateRegConfig = arg(factory=RateRegConfig)
     train: TrainConfig = arg(factory=lambda: _train("runs/spikebert/stage2", "val_acc", "max", 30))

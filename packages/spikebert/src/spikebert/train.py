@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -593,6 +594,7 @@ def distill_task(cfg: DistillTaskConfig) -> dict[str, Any]:
     teacher, tok = _teacher(
         cfg.teacher, data.train.texts, cfg.data, data.num_labels, True, synthetic, cfg.data.max_length
     )
+    aug_report = _augment(data, cfg.data, tok, Path(cfg.train.out_dir))
     w = cfg.loss
     model_cfg = _fill_model(
         cfg.model, tok, data.num_labels, int(teacher.config.hidden_size), distill_heads=w.rep > 0,
@@ -611,7 +613,32 @@ def distill_task(cfg: DistillTaskConfig) -> dict[str, Any]:
     rc = _run_config(cfg, model_cfg, teacher=cfg.teacher, init=cfg.init, loss=w, label_names=data.label_names)
     res = fit(module, cfg.train, train_dl, dev_dl, callbacks=cbs, run_config=rc)
     loaders = {"dev": dev_dl, "test": test_dl}
-    return _finish(module, res, Path(cfg.train.out_dir), tok, loaders, "distill-task", cbs, init_report)
+    return _finish(
+        module, res, Path(cfg.train.out_dir), tok, loaders, "distill-task", cbs, init_report | aug_report
+    )
+
+
+def _augment(data, dc, tok, out: Path) -> dict[str, int]:
+    """Stage-2 augmentation of ``data.train`` in place (``data.augment.factor > 1``); the augmented set is written to
+    ``OUT/train_augment.txt`` in the official ``sentence<TAB>label`` format (rank 0)."""
+    a = getattr(dc, "augment", None)
+    if a is None or a.factor <= 1:
+        return {}
+    from spikebert.augment import augment_split
+
+    if a.unit == "auto":
+        a = dataclasses.replace(a, unit="char" if dc.tokenizer == "char" else "word")
+    n = len(data.train)
+    data.train = augment_split(data.train, a, tok.mask_token or "[MASK]")
+    # every DDP rank builds the same set; each writes a private temporary and renames it (atomic, identical content)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f"train_augment.txt.{os.getpid()}.tmp"
+    clean = lambda t: " ".join(t.split())  # noqa: E731  (no tab or newline inside a sentence)
+    tmp.write_text(
+        "".join(f"{clean(t)}\t{y}\n" for t, y in zip(data.train.texts, data.train.labels)), "utf-8"
+    )
+    os.replace(tmp, out / "train_augment.txt")
+    return {"train_sentences": n, "train_sentences_augmented": len(data.train)}
 
 
 def _partial_load(model: SpikeBERT, init: str) -> dict[str, int]:
