@@ -296,9 +296,9 @@ def test_no_grad_forward_does_not_save_membrane(monkeypatch):
     seen = []
     orig = F._FusedCPU.forward
 
-    def spy(ctx, x2d, v0, params, iparams, return_v, need_grad):
+    def spy(ctx, x2d, v0, params, iparams, return_v, need_grad, ref_cfg):
         seen.append(need_grad)
-        return orig(ctx, x2d, v0, params, iparams, return_v, need_grad)
+        return orig(ctx, x2d, v0, params, iparams, return_v, need_grad, ref_cfg)
 
     monkeypatch.setattr(F._FusedCPU, "forward", staticmethod(spy))
     with torch.no_grad():

@@ -58,7 +58,9 @@ CHUNK = 2048
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _fwd_row(xr, sr, hr, vrow, vb, tau, vth, vr, one, zero, mode, hard, store_h, store_v):  # pragma: no cover
+def _fwd_row(
+    xr, sr, hr, vrow, vb, tau, vth, vr, one, zero, mode, hard, store_s, store_h, store_v
+):  # pragma: no cover - compiled
     # one time step for one chunk; unit stride, no division check (error_model="numpy") -> vectorisable
     for j in range(xr.shape[0]):
         v = vb[j]
@@ -70,7 +72,8 @@ def _fwd_row(xr, sr, hr, vrow, vb, tau, vth, vr, one, zero, mode, hard, store_h,
         else:
             h = v + xt
         s = one if h >= vth else zero
-        sr[j] = s
+        if store_s:
+            sr[j] = s
         if store_h:
             hr[j] = h
         if hard:
@@ -82,8 +85,24 @@ def _fwd_row(xr, sr, hr, vrow, vb, tau, vth, vr, one, zero, mode, hard, store_h,
         vb[j] = v
 
 
+def plan(T: int, N: int, nthreads: int, backward: bool) -> tuple[int, int]:
+    """``(chunk, workers)`` for a ``[T, N]`` call. Long row slices stream best (hardware prefetchers stop at
+    4 KiB pages, so short slices hop between cold streams): chunks of up to 65536 elements, at least 4 per
+    thread when N allows. The backward's chunk buffer of ``T * chunk`` recomputed ``H`` values is capped at 2^20
+    values (4 MiB in float32), so for large T the chunk shrinks."""
+    chunk = 65536
+    if backward:
+        chunk = min(chunk, max(1024, (1 << 20) // max(int(T), 1)))
+    if nthreads > 1:
+        chunk = min(chunk, max(1024, -(-N // (4 * nthreads))))
+    chunk = max(16, min(chunk, -(-N // 16) * 16))
+    workers = max(1, min(nthreads, -(-N // chunk)))
+    return chunk, workers
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
-def lif_forward(x, v0, params, iparams, out_s, out_h, out_v, v_last):  # pragma: no cover - compiled
+def lif_forward(x, v0, params, iparams, out_s, out_v, ws):  # pragma: no cover - compiled
+    # ws: workspace [workers, chunk] (the membrane of the chunk in flight), passed in so no call allocates here
     T, N = x.shape
     tau = params[0]
     vth = params[1]
@@ -93,36 +112,25 @@ def lif_forward(x, v0, params, iparams, out_s, out_h, out_v, v_last):  # pragma:
     mode = iparams[0]
     hard = iparams[1] != 0
     has_v0 = iparams[4] != 0
-    store_h = iparams[5] != 0
     store_v = iparams[6] != 0
-    nchunks = (N + CHUNK - 1) // CHUNK
-    for c in prange(nchunks):
-        lo = c * CHUNK
-        hi = min(lo + CHUNK, N)
-        vb = v_last[lo:hi]
-        if has_v0:
-            vb[:] = v0[lo:hi]
-        else:
-            vb[:] = vr
-        for t in range(T):
-            hr = out_h[t, lo:hi] if store_h else out_h[0, 0:1]
-            vrow = out_v[t, lo:hi] if store_v else out_v[0, 0:1]
-            _fwd_row(
-                x[t, lo:hi],
-                out_s[t, lo:hi],
-                hr,
-                vrow,
-                vb,
-                tau,
-                vth,
-                vr,
-                one,
-                zero,
-                mode,
-                hard,
-                store_h,
-                store_v,
-            )
+    nworkers, chunk = ws.shape
+    nchunks = (N + chunk - 1) // chunk
+    for w in prange(nworkers):
+        vbuf = ws[w]
+        for c in range(w, nchunks, nworkers):
+            lo = c * chunk
+            hi = min(lo + chunk, N)
+            vb = vbuf[: hi - lo]
+            if has_v0:
+                vb[:] = v0[lo:hi]
+            else:
+                vb[:] = vr
+            for t in range(T):
+                vrow = out_v[t, lo:hi] if store_v else out_v[0, 0:1]
+                _fwd_row(
+                    x[t, lo:hi], out_s[t, lo:hi], vb, vrow, vb, tau, vth, vr, one, zero, mode, hard,
+                    True, False, store_v,
+                )  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -176,8 +184,12 @@ def _bwd_row(
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def lif_backward(h_seq, g_s, g_v, params, iparams, g_x, g_v0):  # pragma: no cover - compiled
-    T, N = h_seq.shape
+def lif_backward(x, v0, g_s, g_v, params, iparams, g_x, g_v0, ws):  # pragma: no cover - compiled
+    # ws: workspace [workers, T + 3, chunk]: rows 0..T-1 the recomputed H, then membrane, surrogate, carry
+    # per chunk: recompute H for all T steps into a chunk-local buffer (the forward saved nothing but x), then
+    # sweep T in reverse: surrogate row, then the gradient row. Memory traffic: read x and dS, write dX.
+    T, N = x.shape
+    tau = params[0]
     vth = params[1]
     vr = params[2]
     gin = params[3]
@@ -186,38 +198,46 @@ def lif_backward(h_seq, g_s, g_v, params, iparams, g_x, g_v0):  # pragma: no cov
     c2 = params[6]
     one = params[7]
     zero = params[8]
+    mode = iparams[0]
     hard = iparams[1] != 0
     detach = iparams[2] != 0
     sid = iparams[3]
+    has_v0 = iparams[4] != 0
     has_gv = iparams[7] != 0
-    nchunks = (N + CHUNK - 1) // CHUNK
-    for c in prange(nchunks):
-        lo = c * CHUNK
-        hi = min(lo + CHUNK, N)
-        carry = g_v0[lo:hi]
-        carry[:] = zero
-        sgbuf = np.empty_like(carry)
-        for t in range(T - 1, -1, -1):
-            hr = h_seq[t, lo:hi]
-            _sg_row(hr, sgbuf, vth, sid, c1, c2, one, zero)
-            gvr = g_v[t, lo:hi] if has_gv else g_v[0, 0:1]
-            _bwd_row(
-                hr,
-                sgbuf,
-                g_s[t, lo:hi],
-                gvr,
-                g_x[t, lo:hi],
-                carry,
-                vth,
-                vr,
-                gin,
-                gcarry,
-                one,
-                zero,
-                hard,
-                detach,
-                has_gv,
-            )
+    nworkers = ws.shape[0]
+    chunk = ws.shape[2]
+    nchunks = (N + chunk - 1) // chunk
+    for w in prange(nworkers):
+        hbuf = ws[w]
+        vbuf = hbuf[T]
+        sgbuf = hbuf[T + 1]
+        cbuf = hbuf[T + 2]
+        for c in range(w, nchunks, nworkers):
+            lo = c * chunk
+            hi = min(lo + chunk, N)
+            n = hi - lo
+            vb = vbuf[:n]
+            if has_v0:
+                vb[:] = v0[lo:hi]
+            else:
+                vb[:] = vr
+            for t in range(T):
+                _fwd_row(
+                    x[t, lo:hi], vb, hbuf[t, :n], vb, vb, tau, vth, vr, one, zero, mode, hard,
+                    False, True, False,
+                )  # fmt: skip
+            carry = cbuf[:n]
+            carry[:] = zero
+            sg = sgbuf[:n]
+            for t in range(T - 1, -1, -1):
+                hr = hbuf[t, :n]
+                _sg_row(hr, sg, vth, sid, c1, c2, one, zero)
+                gvr = g_v[t, lo:hi] if has_gv else g_v[0, 0:1]
+                _bwd_row(
+                    hr, sg, g_s[t, lo:hi], gvr, g_x[t, lo:hi], carry, vth, vr, gin, gcarry, one, zero, hard,
+                    detach, has_gv,
+                )  # fmt: skip
+            g_v0[lo:hi] = carry
 
 
 def make_params(dtype, tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2) -> np.ndarray:
@@ -228,8 +248,10 @@ def make_params(dtype, tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2
     )
 
 
-def set_threads(n: int) -> None:
-    """Use ``n`` numba threads (capped by ``NUMBA_NUM_THREADS``), so the kernels follow ``torch.set_num_threads``."""
+def set_threads(n: int) -> int:
+    """Use ``n`` numba threads (capped by ``NUMBA_NUM_THREADS``), so the kernels follow ``torch.set_num_threads``.
+    Returns the thread count (the kernels split their chunks over that many workers)."""
     n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
+    return n

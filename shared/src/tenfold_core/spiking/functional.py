@@ -33,6 +33,7 @@ import warnings
 
 import torch
 
+from . import _buffers
 from .surrogate import heaviside, resolve_surrogate
 
 __all__ = ["available_backends", "if_multi_step", "lif_multi_step", "lif_step", "neuron_multi_step"]
@@ -156,28 +157,31 @@ def _reference(
 
 # ------------------------------------------------------------------------------------------------ fused CPU
 class _FusedCPU(torch.autograd.Function):
-    """Fused multi-step neuron on CPU. Saves only the charged membrane ``H`` for backward."""
+    """Fused multi-step neuron on CPU. Saves nothing but its input (and ``v0``): the backward kernel recomputes
+    ``H`` chunk by chunk (bit-identical to the forward), so a call allocates only its outputs, and those come from
+    a cache of large buffers (:mod:`._buffers`) instead of fresh page-faulted memory."""
 
     @staticmethod
-    def forward(ctx, x2d, v0, params, iparams, return_v, need_grad):
-        # need_grad is decided by the caller: inside forward grad mode is off and needs_input_grad ignores no_grad
+    def forward(ctx, x2d, v0, params, iparams, return_v, need_grad, ref_cfg):
+        # need_grad is decided by the caller: inside forward grad mode is off and needs_input_grad ignores no_grad;
+        # ref_cfg = the Python-level arguments, for the reference fallback of the backward
         mod = _cpu_state["module"]
         T, N = x2d.shape
         xn = x2d.detach().numpy()
-        s = torch.empty((T, N), dtype=x2d.dtype)
-        h = torch.empty((T, N), dtype=x2d.dtype) if need_grad else torch.empty((1, 1), dtype=x2d.dtype)
-        v = torch.empty((T, N), dtype=x2d.dtype) if return_v else torch.empty((1, 1), dtype=x2d.dtype)
-        v_last = torch.empty((N,), dtype=x2d.dtype)
+        s = _buffers.empty((T, N), x2d.dtype)
+        v = _buffers.empty((T, N), x2d.dtype) if return_v else torch.empty((1, 1), dtype=x2d.dtype)
         has_v0 = v0 is not None
-        v0n = v0.detach().numpy() if has_v0 else v_last.numpy()
+        v0n = v0.detach().numpy() if has_v0 else xn[0]
         ip = iparams.copy()
         ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
         with _cpu_lock, mod.threading_layer():
-            mod.set_threads(torch.get_num_threads())
-            mod.lif_forward(xn, v0n, params, ip, s.numpy(), h.numpy(), v.numpy(), v_last.numpy())
+            chunk, workers = mod.plan(T, N, mod.set_threads(torch.get_num_threads()), backward=False)
+            ws = _buffers.empty((workers, chunk), x2d.dtype)
+            mod.lif_forward(xn, v0n, params, ip, s.numpy(), v.numpy(), ws.numpy())
         ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0 = params, ip, return_v, has_v0
+        ctx.ref_cfg = ref_cfg
         if need_grad:
-            ctx.save_for_backward(h)
+            ctx.save_for_backward(x2d, v0)
         if return_v:
             return s, v
         return s
@@ -185,22 +189,68 @@ class _FusedCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_s, g_v=None):
         mod = _cpu_state["module"]
-        (h,) = ctx.saved_tensors
-        T, N = h.shape
-        g_s = g_s.to(h.dtype).contiguous()
+        x2d, v0 = ctx.saved_tensors
+        T, N = x2d.shape
+        has_gv = ctx.return_v and g_v is not None
+        if mod is None:  # the kernel failed to build since the forward ran
+            return _reference_backward(ctx, x2d, v0, g_s, g_v if has_gv else None)
+        g_s = _contiguous(g_s, x2d.dtype)
         ip = ctx.iparams.copy()
-        if ctx.return_v and g_v is not None:
-            g_vn = g_v.to(h.dtype).contiguous()
-            ip[7] = 1
-        else:
-            g_vn = torch.zeros((1, 1), dtype=h.dtype)
-            ip[7] = 0
-        g_x = torch.empty((T, N), dtype=h.dtype)
-        g_v0 = torch.empty((N,), dtype=h.dtype)
-        with _cpu_lock, mod.threading_layer():
-            mod.set_threads(torch.get_num_threads())
-            mod.lif_backward(h.numpy(), g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy())
-        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None, None
+        ip[7] = int(has_gv)
+        g_vn = _contiguous(g_v, x2d.dtype) if has_gv else g_s
+        g_x = _buffers.empty((T, N), x2d.dtype)
+        g_v0 = torch.empty((N,), dtype=x2d.dtype)
+        xn = x2d.detach().numpy()
+        v0n = v0.detach().numpy() if ctx.has_v0 else xn[0]
+        try:
+            with _cpu_lock, mod.threading_layer():
+                chunk, workers = mod.plan(T, N, mod.set_threads(torch.get_num_threads()), backward=True)
+                ws = _buffers.empty((workers, T + 3, chunk), x2d.dtype)
+                mod.lif_backward(
+                    xn, v0n, g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy(), ws.numpy()
+                )  # fmt: skip
+        except Exception as exc:
+            if not _is_build_failure(exc):
+                raise
+            _mark_failed(_cpu_state, "fused CPU kernel", exc)
+            return _reference_backward(ctx, x2d, v0, g_s, g_v if has_gv else None)
+        return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None, None, None
+
+
+def _contiguous(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` as a contiguous tensor of ``dtype``; a copy (expanded or strided gradients) comes from the cache."""
+    if t.dtype == dtype and t.is_contiguous():
+        return t
+    out = _buffers.empty(tuple(t.shape), dtype)
+    out.copy_(t)
+    return out
+
+
+def _reference_backward(ctx, x2d, v0, g_s, g_v):
+    """Gradients of the fused CPU neuron by autograd through the reference kernel (used only when the fused
+    backward cannot be built)."""
+    mode, tau, v_threshold, v_reset, sur_name, alpha, detach = ctx.ref_cfg
+    with torch.enable_grad():
+        x = x2d.detach().requires_grad_(True)
+        v = v0.detach().requires_grad_(True) if ctx.has_v0 else None
+        s, vs = _reference(x, mode, tau, v_threshold, v_reset, sur_name, alpha, detach, v, True)
+        outs, grads = [s], [g_s]
+        if g_v is not None:
+            outs.append(vs)
+            grads.append(g_v)
+        inputs = [x] + ([v] if v is not None else [])
+        res = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
+    g_v0 = res[1] if v is not None and ctx.needs_input_grad[1] else None
+    return res[0], g_v0, None, None, None, None, None
+
+
+def _mark_failed(state: dict, what: str, exc: BaseException) -> None:
+    state["failed"], state["module"] = True, None
+    warnings.warn(
+        f"tenfold_core.spiking: {what} failed to build ({exc!r}); using the reference LIF from now on",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def _is_build_failure(exc: BaseException) -> bool:
@@ -244,16 +294,12 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
         )
         need_grad = torch.is_grad_enabled() and (x2d.requires_grad or (v0f is not None and v0f.requires_grad))
         try:
-            out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v, need_grad)
+            ref_cfg = (mode, tau, v_threshold, v_reset, sur.name, alpha, detach_reset)
+            out = _FusedCPU.apply(x2d, v0f, params, iparams, return_v, need_grad, ref_cfg)
         except Exception as exc:
             if not _is_build_failure(exc):
                 raise
-            _cpu_state["failed"], _cpu_state["module"] = True, None
-            warnings.warn(
-                f"tenfold_core.spiking: fused CPU kernel failed to build/run ({exc!r}); using the reference LIF",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _mark_failed(_cpu_state, "fused CPU kernel", exc)
             return None
     else:
         mod = _cuda_kernel()
