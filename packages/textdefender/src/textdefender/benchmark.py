@@ -23,8 +23,24 @@ def _is_rank_zero() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
-def _defense_cfg(cfg: BenchmarkCommand, name: str):
-    return dataclasses.replace(cfg.defense, name=name)
+def _defense_cfg(cfg: BenchmarkCommand, name: str, seed: int | None = None):
+    """The defense section of one run. ADA / MixADA attack the training set under the benchmark's own protocol
+    (synonyms, K, rho_max, similarity, budget from ``attack``; recipe and sample from ``defense.aug_*``), against
+    this seed's base run when base is benchmarked before them (else ``model.init_from``: the pre-trained stage)."""
+    d = dataclasses.replace(cfg.defense, name=name)
+    if name in ("ada", "mixada"):
+        a = cfg.attack
+        d = dataclasses.replace(d, aug_synonyms=a.synonyms, aug_k=a.k, aug_max_rate=a.max_rate,
+                                aug_query_factor=a.query_factor, aug_similarity=a.similarity_threshold)  # fmt: skip
+        names = list(cfg.defenses)
+        if (
+            seed is not None
+            and "base" in names
+            and names.index("base") < names.index(name)
+            and not d.aug_victim
+        ):
+            d = dataclasses.replace(d, aug_victim=str(Path(cfg.out) / "runs" / f"base-seed{seed}"))
+    return d
 
 
 def benchmark(cfg: BenchmarkCommand, max_cells: int | None = None) -> dict:
@@ -60,7 +76,7 @@ def benchmark(cfg: BenchmarkCommand, max_cells: int | None = None) -> dict:
             if not needs:
                 continue
             if not info_path.is_file():
-                tcfg = TrainCommand(model=model_cfg, data=cfg.data, defense=_defense_cfg(cfg, name),
+                tcfg = TrainCommand(model=model_cfg, data=cfg.data, defense=_defense_cfg(cfg, name, seed),
                                     train=dataclasses.replace(cfg.train, out_dir=str(run_dir), seed=seed),
                                     optim=cfg.optim)  # fmt: skip
                 info = train(tcfg)
