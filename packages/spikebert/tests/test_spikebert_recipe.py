@@ -1,5 +1,5 @@
-"""The method works on tiny data (the demo's task and preset, its own verbs): the distilled spiking student gets
-within 0.2 of its teacher and above the directly trained student.
+"""The method works on tiny data (the demo's task and preset, its own verbs, seeded by train.seed): the distilled
+spiking student gets within a few points (0.05) of its teacher and is not below the directly trained student.
 
 The task: the negation-only sentiment language, label = adjective polarity XOR "not", so no single word predicts it.
 This test runs stage 2 (task distillation) against direct training, with the demo's sizes; the two-stage comparison
@@ -33,7 +33,8 @@ def test_distilled_student_is_close_to_the_teacher_and_above_direct(tmp_path):
     )
     d = train_direct(P("train-direct", **{"train.out_dir": str(tmp_path / "d")}))
     assert t["test_accuracy"] > 0.9
-    # within 0.2 of the teacher: in the demo's 6-epoch budget the students mostly stay 0.13-0.28 below it (README; this
-    # seed: teacher 0.940, student 0.766, direct 0.502), so "a few points" does not hold at this budget
-    assert s["test_accuracy"] > t["test_accuracy"] - 0.2
-    assert s["test_accuracy"] > d["test_accuracy"]
+    # a few points: at the demo's 12 epochs the distilled students reach 0.99-1.0 on every seed (README; teacher 0.94).
+    # At 6 epochs the cosine schedule annealed before the runs converged and they stayed 0.13-0.28 below the teacher.
+    assert s["test_accuracy"] >= t["test_accuracy"] - 0.05
+    # not below direct training; this does not need direct training to stay weak (both may reach 1.0)
+    assert s["test_accuracy"] >= d["test_accuracy"]

@@ -24,6 +24,8 @@ _LAZY = {
     "TaskLossConfig": "config",
     "PretrainLossConfig": "config",
     "RateRegConfig": "config",
+    "AugmentConfig": "config",
+    "TaskDataConfig": "config",
     "SpikeBERT": "model",
     "SpikeBertOutput": "model",
     "average_over_time": "model",
@@ -46,6 +48,8 @@ _LAZY = {
     "energy_comparison": "evaluate",
     "same_size_ann": "evaluate",
     "scores_from_confusion": "evaluate",
+    "augment_sentences": "augment",
+    "augment_split": "augment",
     "load_official_checkpoint": "official",
     "official_key_map": "official",
 }

@@ -189,6 +189,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         {"seed": s, **{STUDENTS[k]: acc[k][s] for k in STUDENTS}, "time (s)": timings[f"seed{s}"]}
         for s in range(cfg.seeds)
     ]
+    epochs = preset("distill-task").train.max_epochs
+    s1_epochs = preset("distill-pretrain").train.max_epochs
     report = (
         "# SpikeBERT demo\n\n"
         "The package's own verbs with `configs/demo.yaml`: synthetic negation-XOR sentiment language (label = "
@@ -196,7 +198,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "Teacher: tiny BERT (4 layers x 64), one masked-LM epoch (`pretrain-teacher`, the stage-1 teacher), then 8 "
         "fine-tuning epochs (`finetune-teacher`). Students: depth 2, width 64, 4 heads, T = 4, LIF tau 2, V_th 1 "
         "(attention 0.5), `qk_scale: auto`, padding masked; stage-2 weights CE 0.1, KL 1, embeddings 0.1, hidden "
-        "states 1 (no extra 1/B); 6 epochs for every student, best epoch on dev; stage 1: 2 epochs.\n\n"
+        f"states 1 (no extra 1/B); {epochs} epochs for every student, best epoch on dev; stage 1: {s1_epochs} epochs.\n\n"
         + markdown_table(rows)
         + "\nPer seed:\n\n"
         + markdown_table(per_seed)
