@@ -96,22 +96,23 @@ def tiny_bench(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("td")
     cfg = load_preset("textdefender", "demo", "benchmark")
-    cfg = dataclasses.replace(
-        cfg, out=str(root / "bench"),
-        attack=dataclasses.replace(cfg.attack, n_examples=100),
-    )  # fmt: skip
-    cfg = dataclasses.replace(cfg, defenses=["base", "freelb", "freelbpp"])
+    # the demo's setting (every test text with > 4 words attacked: 286), seed 0, the issue's three defenses
+    cfg = dataclasses.replace(cfg, out=str(root / "bench"), defenses=["base", "freelb", "freelbpp"])
     first = benchmark(cfg, max_cells=1)  # "killed" after one cell
     return cfg, first, benchmark(cfg)
 
 
 def test_tiny_task_ordering_freelbpp_freelb_base(tiny_bench):
-    """The demo's setting, seed 0: FreeLB++ is at least as robust as base under attack, and the attack success rate
-    falls from base to FreeLB to FreeLB++ (success removes the small clean-accuracy differences from AUA)."""
+    """The issue's test, seeded (seed 0, the demo's setting): AUA(FreeLB++) >= AUA(FreeLB) >= AUA(base), and the
+    attack success rate falls in the same order. Over seeds 0-2 (README, "The ordering finding") FreeLB >= base and
+    FreeLB++ >= base held on every seed, FreeLB++ >= FreeLB on two of three (seed 2: -0.7 points, at ceiling)."""
     cfg, _, res = tiny_bench
     aua = {r["defense"]: r["AUA%"] for r in res["rows"]}
     suc = {r["defense"]: r["Suc%"] for r in res["rows"]}
-    assert aua["freelbpp"] >= aua["base"], aua
+    n = {r["defense"]: r["seeds"] for r in res["rows"]}
+    assert n == {"base": 1, "freelb": 1, "freelbpp": 1}
+    assert aua["freelbpp"] >= aua["freelb"] >= aua["base"], aua
+    assert aua["freelbpp"] > aua["base"], aua  # strictly more robust than undefended fine-tuning
     assert suc["freelbpp"] <= suc["freelb"] <= suc["base"], suc
     cost = {r["defense"]: r["Cost"] for r in res["rows"]}
     assert cost["base"] == 1.0 and cost["freelbpp"] > cost["freelb"] > 1.0  # K = 10 vs 5 passes per batch
