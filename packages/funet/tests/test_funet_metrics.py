@@ -117,3 +117,74 @@ def test_speed_reports_frames_and_clips():
     assert r["frames_per_s"] == pytest.approx(5 * r["clips_per_s"])
     both = compare_speed({"a": Replay(), "b": Replay()}, (8, 8), num_frames=4, repeats=3, warmup=1)
     assert set(both) == {"a", "b"}
+
+
+class BrightIsEmpty(nn.Module):
+    """The left eighth is foreground, except on bright frames (mean of the red channel > 0.5): predicted empty."""
+
+    config = FUnetConfig(num_frames=3)
+
+    def forward(self, x, return_gates=False, use_gate=True):
+        b, f, _, h, w = x.shape
+        z = torch.full((b, f, 1, h, w), -10.0)
+        z[..., : w // 8] = 10.0
+        z[x[:, :, 0].mean((-2, -1)) > 0.5] = -10.0
+        return (z, None) if return_gates else z
+
+
+#: split -> case -> (frames, bright frame indices); expected maxDice per case = correct scored frames / scored frames
+#: (an empty map scores 2/9 at threshold 0, where every pixel is foreground: below every case's fraction)
+SUNSEG = {
+    "TestEasyDataset/Seen": {"e1": (6, ())},  # 1.0
+    "TestEasyDataset/Unseen": {"e2": (6, (2,))},  # frames 1-4 scored: 3/4
+    "TestHardDataset/Seen": {"h1": (7, (2, 3)), "h2": (6, ())},  # 3/5 and 1.0
+    "TestHardDataset/Unseen": {"h3": (6, (1, 2, 3))},  # 1/4
+}
+
+
+def write_sunseg_test(root):
+    """A miniature SUN-SEG test folder: <split>/Frame/<case>/<case>_a1_image<N>.jpg and GT/<case>/*.png."""
+    from PIL import Image
+
+    for split, cases in SUNSEG.items():
+        for case, (n, bright) in cases.items():
+            fdir, gdir = root / split / "Frame" / case, root / split / "GT" / case
+            fdir.mkdir(parents=True)
+            gdir.mkdir(parents=True)
+            for t in range(n):
+                img = np.full((16, 16, 3), 230 if t in bright else 20, np.uint8)
+                Image.fromarray(img).save(fdir / f"{case}_a1_image{t + 1}.jpg", quality=95)
+                m = np.zeros((16, 16), np.uint8)
+                m[:, :2] = 255
+                Image.fromarray(m).save(gdir / f"{case}_a1_image{t + 1}.png")
+    (root / "TrainDataset" / "Frame" / "t1").mkdir(parents=True)  # a SUN-SEG root also holds the training set
+    return root
+
+
+def test_sunseg_splits_per_split_group_and_case(tmp_path, monkeypatch):
+    import funet.data as D
+    from funet.data import find_splits, scan_videos
+    from funet.evaluate import evaluate_splits, split_groups
+
+    monkeypatch.setattr(D, "normalize", lambda t: t)
+    root = write_sunseg_test(tmp_path / "SUN-SEG")
+    splits = find_splits(root)
+    assert list(splits) == list(SUNSEG)  # TrainDataset left out
+    assert list(find_splits(root / "TestHardDataset")) == ["Seen", "Unseen"]
+    assert find_splits(root / "TestHardDataset" / "Seen") is None  # one data set
+    assert set(split_groups(list(splits))) == {
+        "TestEasyDataset/*", "TestHardDataset/*", "*/Seen", "*/Unseen", "all"
+    }  # fmt: skip
+    r = evaluate_splits(BrightIsEmpty(), {k: scan_videos(p) for k, p in splits.items()}, (16, 16), 2)
+    case = {"e1": 1.0, "e2": 0.75, "h1": 0.6, "h2": 1.0, "h3": 0.25}
+    for split, cases in SUNSEG.items():
+        for c in cases:
+            assert r["cases"][f"{split}/{c}"]["max_dice"] == pytest.approx(case[c], abs=1e-6)
+            assert r["cases"][f"{split}/{c}"]["frames"] == cases[c][0] - 2  # video ends skipped
+        want = np.mean([case[c] for c in cases])  # per video, then across the split's videos
+        assert r["splits"][split]["max_dice"] == pytest.approx(want, abs=1e-6)
+    # groups average over the union of their splits' videos (not over the splits)
+    assert r["groups"]["TestHardDataset/*"]["max_dice"] == pytest.approx((0.6 + 1.0 + 0.25) / 3, abs=1e-6)
+    assert r["groups"]["*/Unseen"]["max_dice"] == pytest.approx((0.75 + 0.25) / 2, abs=1e-6)
+    assert r["groups"]["all"]["max_dice"] == pytest.approx(3.6 / 5, abs=1e-6)
+    assert r["max_dice"] == r["groups"]["all"]["max_dice"] and r["groups"]["all"]["num_cases"] == 5

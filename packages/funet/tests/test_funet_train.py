@@ -176,6 +176,35 @@ def test_benchmark_and_export_from_cli(tmp_path):
     ]
 
 
+def test_onnx_export_of_the_streaming_step_matches_pytorch(tmp_path, tiny_run):
+    """`funet export --format onnx`, run by onnxruntime frame after frame (the history carried between calls) gives
+    the streaming predictor's maps and gates."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from funet.model import StreamingPredictor
+    from funet.predict import example_stream_inputs
+    from funet.train import load_funet_run
+
+    e = app.run(["export", str(tiny_run), str(tmp_path / "step.onnx"), "--format", "onnx"])
+    assert e["format"] == "onnx" and e["inputs"] == ["frame", "low_hist", "high_hist"]
+    sess = ort.InferenceSession(str(tmp_path / "step.onnx"), providers=["CPUExecutionProvider"])
+    model, conf = load_funet_run(tiny_run)
+    size = tuple(conf["data"]["size"])
+    sp = StreamingPredictor(model)
+    frames = torch.randn(5, 3, *size)
+    _, low, high = example_stream_inputs(model, size)
+    with torch.no_grad():  # the predictor fills its buffer with the first frame: do the same for onnxruntime
+        lo, hi = model.features(frames[:1])
+    low, high = (t[:, None].expand_as(h).contiguous().numpy() for t, h in ((lo, low), (hi, high)))
+    for k in range(len(frames)):
+        prob, gate = sp.push(frames[k])
+        z, g, low, high = sess.run(
+            None, {"frame": frames[k : k + 1].numpy(), "low_hist": low, "high_hist": high}
+        )
+        assert np.abs(1 / (1 + np.exp(-z[0, 0])) - prob.numpy()).max() < 1e-4
+        assert abs(float(g[0]) - gate) < 1e-5 and 0 < gate < 1
+
+
 def test_config_errors_are_one_line():
     with pytest.raises(ConfigError, match="num_frames must be >= 1"):
         app.run(["train", "--preset", "tiny", "--model.num_frames", "0"])

@@ -193,6 +193,10 @@ class DataConfig:
         [0.06, 0.1], help="nerve radius range, fraction of the shorter side"
     )
     synthetic_corrupt_prob: float = arg(0.25, help="probability that a synthetic frame is corrupted")
+    synthetic_corrupt_strength: float = arg(
+        1.0,
+        help="corruption strength (> 1: denser smoke, longer blur, larger glare; the mask keeps the nerve)",
+    )
 
     def __post_init__(self):
         if len(self.size) != 2 or min(self.size) < 16 or self.size[0] % 16 or self.size[1] % 16:
@@ -218,6 +222,10 @@ class DataConfig:
         if not 0 <= self.synthetic_corrupt_prob <= 1:
             raise ValueError(
                 f"data.synthetic_corrupt_prob must be in [0, 1], got {self.synthetic_corrupt_prob}"
+            )
+        if not 0.5 <= self.synthetic_corrupt_strength <= 4:
+            raise ValueError(
+                f"data.synthetic_corrupt_strength must be in [0.5, 4], got {self.synthetic_corrupt_strength}"
             )
         if not 0 <= self.rotation <= 180:
             raise ValueError(f"data.rotation must be in [0, 180], got {self.rotation}")
@@ -322,17 +330,21 @@ class BenchmarkCommand:
     model: FUnetConfig = arg(factory=FUnetConfig)
     size: list[int] = arg([256, 448], help="frame size H W")
     repeats: int = arg(5, help="timed repeats (median)")
-    stream_frames: int = arg(10, help="frames pushed through the streaming predictor per repeat")
     device: str = arg("cpu", help="cpu or cuda")
     dtype: Literal["float32", "bfloat16", "float16"] = arg("float32", help="inference dtype")
     threads: int | None = arg(None, help="torch CPU threads (default: torch's)")
+    baseline_decoder_channels: list[int] | None = arg(
+        None, help="decoder widths of the per-frame U-Nets (default: smp's 256..16)"
+    )
+    clip: bool = arg(True, help="also time FUnet's clip forward (F frames per call)")
+    profile: bool = arg(True, help="also time the stages of the streaming step and of the U-Net")
     out: str | None = arg(None, help="write the numbers to this JSON file")
 
     def __post_init__(self):
         if len(self.size) != 2 or self.size[0] % 32 or self.size[1] % 32 or min(self.size) < 32:
             raise ValueError(f"size must be [H, W], multiples of 32, got {self.size}")
-        if self.repeats < 1 or self.stream_frames < 1:
-            raise ValueError("repeats and stream_frames must be >= 1")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 

@@ -40,6 +40,7 @@ __all__ = [
     "iter_video_frames",
     "frame_sort_key",
     "EpochClipSampler",
+    "find_splits",
 ]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -140,6 +141,30 @@ def _scan(root: Path, require_masks: bool) -> list[Video]:
         f"{root}: expected Frame/<video>/*.jpg + GT/<video>/*.png (SUN-SEG) or <video>/frames/*.png + "
         "<video>/masks/*.png"
     )
+
+
+def find_splits(root: str | Path) -> dict[str, Path] | None:
+    """The SUN-SEG test splits under ``root``: ``{"TestEasyDataset/Seen": path, ...}``, or None for one data set.
+
+    SUN-SEG's test layout is ``TestEasyDataset/{Seen,Unseen}/{Frame,GT}/<case>/`` and the same for
+    ``TestHardDataset`` (older releases: ``TestEasyDataset/{Frame,GT}`` without Seen/Unseen). A split is every folder
+    up to two levels below ``root`` that holds a ``Frame/`` folder; ``root`` pointing at ``TestEasyDataset`` (splits
+    ``Seen``, ``Unseen``) or at the SUN-SEG root (``TestEasyDataset/Seen`` ...) both work. ``root`` that holds
+    ``Frame/`` itself is one data set (None). Next to test splits, ``Train*`` folders are left out.
+    """
+    root = Path(root)
+    if not root.is_dir() or (root / "Frame").is_dir():
+        return None
+    found: dict[str, Path] = {}
+    for d in sorted((p for p in root.iterdir() if p.is_dir()), key=frame_sort_key):
+        if (d / "Frame").is_dir():
+            found[d.name] = d
+            continue
+        for e in sorted((p for p in d.iterdir() if p.is_dir()), key=frame_sort_key):
+            if (e / "Frame").is_dir():
+                found[f"{d.name}/{e.name}"] = e
+    test = {k: v for k, v in found.items() if not k.lower().startswith("train")}
+    return (test or found) or None  # a SUN-SEG root: its TrainDataset is not a test split
 
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
@@ -386,6 +411,9 @@ class SyntheticConfig:
     corrupt_prob: float = 0.25
     nerve_width: tuple[float, float] = (0.06, 0.1)  # radius as a fraction of the shorter side
     noise: float = 0.03
+    corrupt_strength: float = (
+        1.0  # > 1: denser smoke, longer blur, larger glare (the nerve stays in the mask)
+    )
 
 
 def _smooth_noise(rng, h, w, cells=6) -> np.ndarray:
@@ -463,16 +491,16 @@ def make_synthetic_video(cfg: SyntheticConfig | None = None, seed: int = 0) -> V
         if corrupt:
             kind = rng.integers(3)
             if kind == 0:  # smoke haze
-                a = rng.uniform(0.6, 0.8)
+                a = 1 - (1 - rng.uniform(0.6, 0.8)) / cfg.corrupt_strength
                 haze = 0.75 + 0.1 * _smooth_noise(rng, h, w, 4)
                 img = img * (1 - a) + haze[..., None] * a
             elif kind == 1:  # motion blur
-                k = max(3, int(0.2 * s) | 1)
+                k = max(3, int(0.2 * s * cfg.corrupt_strength) | 1)
                 img = _box_blur(_box_blur(img, k, int(rng.integers(2))), 3, 0)
             else:  # a specular burst: large saturated glare over part of the view (the nerve is still there)
                 for _ in range(int(rng.integers(2, 5))):
                     hy, hx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w
-                    r2 = rng.uniform(0.08, 0.16) * s
+                    r2 = rng.uniform(0.08, 0.16) * s * cfg.corrupt_strength**0.5
                     spot = np.exp(-((yy - hy) ** 2 + (xx - hx) ** 2) / (2 * r2**2))
                     img = img * (1 - 0.9 * spot[..., None]) + 0.98 * spot[..., None]
         img = np.clip(img * aperture[..., None], 0, 1)

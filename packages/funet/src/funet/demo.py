@@ -132,8 +132,9 @@ def run_demo(cfg: DemoCommand) -> dict:
     size = tuple(d.size)
     train_val = load_videos(d)  # the same videos for every model; each run builds its own data set objects
     syn = SyntheticConfig(
-        size[0], size[1], d.synthetic_frames + 2, d.synthetic_corrupt_prob, tuple(d.synthetic_nerve_width)
-    )
+        size[0], size[1], d.synthetic_frames + 2, d.synthetic_corrupt_prob, tuple(d.synthetic_nerve_width),
+        corrupt_strength=d.synthetic_corrupt_strength,
+    )  # fmt: skip
     test_videos = make_synthetic_videos(6, syn, seed=d.synthetic_seed + 1000)
     test_root = write_videos(test_videos, out / "test_data", layout="sunseg")
     t_data = time.time() - t0

@@ -16,7 +16,7 @@ gate per group and its AUROC at telling them apart (FUnet), and calibration (ECE
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,8 @@ __all__ = [
     "predict_video",
     "evaluate_model",
     "evaluate_frames",
+    "evaluate_splits",
+    "split_groups",
     "Calibration",
     "measure_speed",
     "compare_speed",
@@ -140,11 +142,14 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     use_gate: bool = True,
     hold_tau: float | None = None,
+    also: Sequence[VPSEvaluator] = (),
+    case_prefix: str = "",
 ) -> dict:
     """Every metric of ``model`` on ``videos`` under ``protocol`` ("vps" or "frames", see the module docstring).
 
     ``use_gate=False`` switches FUnet's frame gate off at inference; ``hold_tau`` keeps the previous frame's map when
-    a frame's gate is below tau (the one use of the gate that can change a thresholded mask).
+    a frame's gate is below tau (the one use of the gate that can change a thresholded mask). ``also``: more
+    toolbox evaluators that receive every scored frame as case ``case_prefix + video name`` (split groups).
     """
     if protocol == "frames":
         nf = model_frames(model)
@@ -172,6 +177,8 @@ def evaluate_model(
             gt = _gt_mask(v, j)
             u8 = to_uint8(prob, gt.shape)
             ev_all.update(v.name, u8, gt)
+            for ev in also:
+                ev.update(case_prefix + v.name, u8, gt)
             small = torch.from_numpy(gt)[None, None]
             small = F.interpolate(small, size=prob.shape[-2:], mode="nearest")[0, 0]
             cal_all.update(prob, small)
@@ -202,6 +209,48 @@ def evaluate_model(
     if hold_tau is not None:
         out["held_frames"] = held
     out["cases"] = res["cases"]
+    return out
+
+
+def split_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """Groups of SUN-SEG splits worth reporting together: ``TestEasyDataset/*`` (Easy, Seen and Unseen),
+    ``*/Unseen`` (Easy and Hard), and ``all``; only groups of more than one split."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        parts = n.split("/")
+        if len(parts) == 2:
+            groups.setdefault(f"{parts[0]}/*", []).append(n)
+            groups.setdefault(f"*/{parts[1]}", []).append(n)
+    if len(names) > 1:
+        groups["all"] = list(names)
+    return {k: v for k, v in groups.items() if len(v) > 1}
+
+
+@torch.no_grad()
+def evaluate_splits(
+    model: nn.Module,
+    splits: dict[str, list[Video]],
+    size: tuple[int, int] | list[int],
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """The VPS protocol per SUN-SEG split (``{"TestEasyDataset/Seen": videos, ...}``): every split scored as its own
+    data set, exactly as the toolbox scores one (``splits``); the groups of :func:`split_groups` (Easy = Easy Seen +
+    Easy Unseen, Unseen = Easy Unseen + Hard Unseen, all) averaged per video over their splits' videos, the curves
+    before mean / max as for one data set (``groups``); one row per case as ``split/case`` (``cases``). The top-level
+    metrics are those of ``all``."""
+    groups = split_groups(list(splits))
+    group_ev = {g: VPSEvaluator() for g in groups}
+    out: dict = {"protocol": "vps", "splits": {}, "groups": {}, "cases": {}}
+    for name, videos in splits.items():
+        evs = [group_ev[g] for g, members in groups.items() if name in members]
+        r = evaluate_model(model, videos, size, "vps", batch_size, device, also=evs, case_prefix=f"{name}/")
+        out["cases"].update({f"{name}/{c}": row for c, row in r.pop("cases").items()})
+        out["splits"][name] = r
+    for g, ev in group_ev.items():
+        out["groups"][g] = {k: v for k, v in ev.results().items() if k != "cases"}
+    top = out["groups"].get("all") or next(iter(out["splits"].values()))
+    out.update({k: v for k, v in top.items() if k not in out})
     return out
 
 

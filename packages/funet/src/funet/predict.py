@@ -23,12 +23,13 @@ from funet.config import BenchmarkCommand, EvaluateCommand, ExportCommand, FUnet
 from funet.data import (
     IMAGE_EXTS,
     VIDEO_EXTS,
+    find_splits,
     frame_sort_key,
     iter_video_frames,
     normalize,
     scan_videos,
 )
-from funet.evaluate import compare_speed, evaluate_model, model_frames, to_uint8
+from funet.evaluate import evaluate_model, evaluate_splits, model_frames, to_uint8
 from funet.model import FUnet, StreamingPredictor, StreamStep, build_model
 from funet.train import load_funet_run
 from tenfold_core.errors import ConfigError, DataError
@@ -56,9 +57,23 @@ def trained_size(conf: dict, asked: list[int] | None, where: str = "size") -> tu
 def run_evaluate(cfg: EvaluateCommand) -> dict:
     model, conf = load_funet_run(cfg.run)
     size = trained_size(conf, cfg.size)
-    videos = scan_videos(cfg.data)
+    splits = find_splits(cfg.data)
     try:
-        metrics = evaluate_model(model, videos, size, cfg.protocol, cfg.batch_size, cfg.device)
+        if splits is None:
+            metrics = evaluate_model(
+                model, scan_videos(cfg.data), size, cfg.protocol, cfg.batch_size, cfg.device
+            )
+        elif (
+            cfg.protocol == "vps"
+        ):  # SUN-SEG test layout: per split, Easy / Hard / Seen / Unseen groups, per case
+            metrics = evaluate_splits(model, {k: scan_videos(p) for k, p in splits.items()}, size, cfg.batch_size,
+                                      cfg.device)  # fmt: skip
+        else:
+            metrics = {"protocol": "frames", "splits": {}}
+            for k, p in splits.items():
+                metrics["splits"][k] = evaluate_model(
+                    model, scan_videos(p), size, "frames", cfg.batch_size, cfg.device
+                )
     except ValueError as e:
         raise DataError(f"{cfg.data}: {e}") from None
     if cfg.out:
@@ -205,50 +220,93 @@ def stream_latency(model: FUnet, size, frames: int, repeats: int, device="cpu", 
     return float(np.median(times))
 
 
+def time_interleaved(fns: dict, repeats: int, warmup: int = 1, device="cpu") -> dict[str, float]:
+    """Median seconds of each callable, measured round-robin (A, B, C, A, B, C, ...) so that load changes on a
+    shared machine hit all of them alike."""
+    cuda = torch.device(device).type == "cuda"
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    with torch.inference_mode():
+        for r in range(warmup + repeats):
+            for name, fn in fns.items():
+                if cuda:
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                fn()
+                if cuda:
+                    torch.cuda.synchronize()
+                if r >= warmup:
+                    times[name].append(time.perf_counter() - t)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def run_benchmark(cfg: BenchmarkCommand) -> dict:
-    """Batch-1 latency at one size, models side by side: FUnet clip forward (frames/s = F / clip time, the paper's
-    convention counts clips/s), FUnet streaming (one new frame), the per-frame U-Net and the stride-8 U-Net."""
+    """Batch-1 latency per frame at one size, every model timed in one interleaved loop: FUnet streaming (one new
+    frame through the encoder, the gate over the cached window), FUnet clip mode (a clip forward / F; the paper's
+    convention counts clips/s), the per-frame U-Net and the stride-8 U-Net with the same encoder. With
+    ``profile`` also the stages of the streaming step (encoder, the two LightRFBs, the frame gate over the window,
+    CSA U-Net branch + stride-8 decoder) and of the U-Net (encoder, decoder), so the extra cost has names."""
     import dataclasses
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dtype = getattr(torch, cfg.dtype)
+    dev = torch.device(cfg.device)
     h, w = cfg.size
     mcfg = dataclasses.replace(cfg.model, kind="funet")
-    funet = build_model(mcfg)
     base = {f: getattr(FUnetConfig(), f) for f in ("baseline_decoder_channels", "baseline_encoder_depth")}
+    if cfg.baseline_decoder_channels:
+        base["baseline_decoder_channels"] = list(cfg.baseline_decoder_channels)
     unet_cfg = FUnetConfig(kind="unet", encoder_name=mcfg.encoder_name, **base)
-    models = {
-        "funet_clip": funet,
-        "unet": build_model(unet_cfg),
-        "unet_s8": build_model(dataclasses.replace(unet_cfg, kind="unet_s8")),
-    }
+    funet = build_model(mcfg).eval().to(dev, dtype)
+    unet = build_model(unet_cfg).eval().to(dev, dtype)
+    unet_s8 = build_model(dataclasses.replace(unet_cfg, kind="unet_s8")).eval().to(dev, dtype)
     nf = mcfg.num_frames
-    rows = compare_speed({"funet_clip": funet}, (h, w), nf, cfg.repeats, 1, cfg.device, dtype)
-    rows.update(
-        compare_speed(
-            {k: models[k] for k in ("unet", "unet_s8")}, (h, w), 1, cfg.repeats * nf, 2, cfg.device, dtype
-        )
-    )
-    s_stream = stream_latency(funet, (h, w), cfg.stream_frames, cfg.repeats, cfg.device, dtype)
-    rows["funet_stream"] = {
-        "seconds_per_clip": s_stream,
-        "clips_per_s": 1 / s_stream,
-        "frames_per_s": 1 / s_stream,
+    x = torch.randn(1, 3, h, w, device=dev, dtype=dtype)
+    clip = torch.randn(1, nf, 3, h, w, device=dev, dtype=dtype)
+    sp = StreamingPredictor(funet, dev, dtype)
+    sp.push(x[0])  # fills the ring buffer
+    fns = {
+        "funet_stream": lambda: sp.push(x[0]),
+        "unet": lambda: unet.frame_logits(x),
+        "unet_s8": lambda: unet_s8.frame_logits(x),
     }
-    dev = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else f"cpu x{torch.get_num_threads()}"
+    if cfg.clip:
+        fns["funet_clip"] = lambda: funet(clip)
+    if cfg.profile:
+        with torch.inference_mode():
+            feats = funet.encoder(x)
+            low, high = funet.low_rfb(feats[3]), funet.high_rfb(feats[4])
+            window = low.repeat(1, nf, 1, 1)
+            ufeats = unet.unet.encoder(x)
+        fns.update({
+            "stage_encoder": lambda: funet.encoder(x),
+            "stage_light_rfb": lambda: (funet.low_rfb(feats[3]), funet.high_rfb(feats[4])),
+            "stage_frame_gate": (lambda: funet.frame_attention(window)) if funet.frame_attention else (lambda: None),
+            "stage_unet_branch_decoder": lambda: funet.frame_logits(low, high),
+            "unet_stage_encoder": lambda: unet.unet.encoder(x),
+            "unet_stage_decoder": lambda: unet.unet.segmentation_head(unet.unet.decoder(ufeats)),
+        })  # fmt: skip
+    sec = time_interleaved(fns, cfg.repeats, 1, dev)
+    if "funet_clip" in sec:
+        sec["funet_clip"] /= nf
+    devname = torch.cuda.get_device_name() if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}"
     result: dict = {
-        "device": dev,
+        "device": devname,
         "encoder": mcfg.encoder_name,
         "size": [h, w],
         "dtype": cfg.dtype,
         "num_frames": nf,
+        "repeats": cfg.repeats,
     }
-    for k, r in rows.items():
-        result[f"{k}_ms_per_frame"] = 1000 / r["frames_per_s"]
-        result[f"{k}_frames_per_s"] = r["frames_per_s"]
-    result["funet_clips_per_s"] = rows["funet_clip"]["clips_per_s"]
-    result["stream_over_unet_latency"] = result["funet_stream_ms_per_frame"] / result["unet_ms_per_frame"]
+    for k in ("funet_stream", "funet_clip", "unet", "unet_s8"):
+        if k in sec:
+            result[f"{k}_ms_per_frame"] = 1000 * sec[k]
+            result[f"{k}_frames_per_s"] = 1 / sec[k]
+    if "funet_clip" in sec:
+        result["funet_clips_per_s"] = 1 / (nf * sec["funet_clip"])
+    result.update({f"{k}_ms": 1000 * v for k, v in sec.items() if "stage_" in k})
+    result["stream_over_unet_latency"] = sec["funet_stream"] / sec["unet"]
+    result["stream_over_unet_s8_latency"] = sec["funet_stream"] / sec["unet_s8"]
     if cfg.out:
         write_json(cfg.out, result)
     return result
@@ -283,11 +341,21 @@ def export_stream_step(model: FUnet, size, path: str | Path, fmt: str = "torchsc
         try:
             import onnx  # noqa: F401
         except ImportError:
-            raise ConfigError("format onnx needs the onnx package (pip install onnx onnxscript)") from None
-        torch.onnx.export(
-            step, ex, str(path), input_names=["frame", "low_hist", "high_hist"],
-            output_names=["logits", "gate", "low_hist_out", "high_hist_out"], dynamo=False,
-        )  # fmt: skip
+            raise ConfigError(
+                "format onnx needs the onnx package: pip install 'tenfold-funet[export]'"
+            ) from None
+        import warnings
+
+        tmp = path.with_name(path.name + ".part")
+        with (
+            warnings.catch_warnings()
+        ):  # tracer notes on shape-dependent Python branches (fixed at export size)
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                step, ex, str(tmp), input_names=["frame", "low_hist", "high_hist"],
+                output_names=["logits", "gate", "low_hist_out", "high_hist_out"], dynamo=False,
+            )  # fmt: skip
+        tmp.replace(path)  # a crash mid-export leaves no half-written model behind
         return path
     raise ConfigError(f"format: expected torchscript or onnx, got {fmt!r}")
 

@@ -94,8 +94,9 @@ def load_videos(d: DataConfig) -> tuple[list[Video], list[Video]]:
     if d.root == "synthetic":
         h, w = d.size
         syn = SyntheticConfig(
-            h, w, d.synthetic_frames, d.synthetic_corrupt_prob, tuple(d.synthetic_nerve_width)
-        )
+            h, w, d.synthetic_frames, d.synthetic_corrupt_prob, tuple(d.synthetic_nerve_width),
+            corrupt_strength=d.synthetic_corrupt_strength,
+        )  # fmt: skip
         vids = make_synthetic_videos(d.synthetic_videos, syn, d.synthetic_seed)
         return split_videos(vids, d.val_fraction, d.synthetic_seed)
     vids = scan_videos(d.root)
