@@ -140,7 +140,7 @@ def test_benchmark_resumes_and_table_identical(tiny_bench, tmp_path):
 
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match="defense.name"):
-        DefenseConfig(name="dne")
+        DefenseConfig(name="nope")
     with pytest.raises(ValueError, match="defenses"):
         BenchmarkCommand(defenses=["nope"])
     assert DefenseConfig(name="freelbpp").k == 30 and DefenseConfig(name="pgd").k == 5
@@ -166,6 +166,6 @@ def test_cli_help_cheap_and_bad_input(tmp_path):
     r = subprocess.run([sys.executable, "-m", "textdefender.cli", "attack", "--run", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "textdefender.cli", "train", "--defense.name", "ascc"],
+    r = subprocess.run([sys.executable, "-m", "textdefender.cli", "train", "--defense.name", "nope"],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "defense.name" in r.stderr

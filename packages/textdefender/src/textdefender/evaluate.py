@@ -38,6 +38,8 @@ def load_trained(run_dir):
         model = DefendedClassifier(ModelConfig(**conf["model"]))
         load_state_dict_checked(model, load_weights(run_dir / "model.safetensors"))
     model.eval()
+    if (run_dir / "synonyms.json").is_file() and isinstance(conf.get("defense"), dict):
+        conf["defense"]["synonym_file"] = str(run_dir / "synonyms.json")  # the defender's table (SAFER, DNE)
     return model, AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")), conf
 
 
@@ -70,6 +72,10 @@ def victims_of(model, tokenizer, defense: dict, eot: int = 4) -> dict:
     from tenfold_core.attack import EnsembleVictim, EOTVictim, Victim, random_mask_perturbation
 
     base = Victim(model, tokenizer, max_length=model.config.max_length)
+    if defense.get("name") in ("safer", "dne"):  # synonym ensembles (textdefender.defenses)
+        from textdefender.defenses import defense_victims
+
+        return defense_victims(model, tokenizer, defense, eot)
     if defense.get("name") != "ranmask":
         return {"plain": base}
     perturb = random_mask_perturbation(defense.get("mask_rate", 0.9), tokenizer.mask_token or "[MASK]")

@@ -64,11 +64,19 @@ class DefendedClassifier(nn.Module):
         return self.net.get_input_embeddings()
 
     def forward(
-        self, input_ids=None, attention_mask=None, inputs_embeds=None, token_type_ids=None, labels=None
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        token_type_ids=None,
+        labels=None,
+        output_hidden_states: bool = False,
     ):
         kw = {"attention_mask": attention_mask}
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
+        if output_hidden_states:  # InfoBERT reads the embedding-layer output and the last layer
+            kw["output_hidden_states"] = True
         if inputs_embeds is not None:
             return self.net(inputs_embeds=inputs_embeds, **kw)
         return self.net(input_ids=input_ids, **kw)

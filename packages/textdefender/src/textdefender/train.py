@@ -12,6 +12,7 @@ import torch
 
 from tenfold_core.train import TenfoldModule
 from textdefender.config import TrainCommand
+from textdefender.defenses import SYNONYM_DEFENSES
 from textdefender.losses import classification_loss, random_mask_ids
 
 __all__ = ["DefenseModule", "train", "adversary_of"]
@@ -29,16 +30,22 @@ def adversary_of(defense):
 
 
 class DefenseModule(TenfoldModule):
-    def __init__(self, model, defense, optim, mask_id: int | None = None, special_ids=()):
+    def __init__(self, model, defense, optim, mask_id: int | None = None, special_ids=(), synonym_index=None):
         super().__init__(optim)
         self.model = model
         self.defense = defense
         self.adv = adversary_of(defense)
         self.mask_id, self.special_ids = mask_id, tuple(special_ids)
+        # TA-VAT / InfoBERT / ASCC / DNE / SAFER (textdefender.defenses); None for the others
+        from textdefender.defenses import build_defense
+
+        self.impl = build_defense(defense, model, synonym_index)
 
     def training_step(self, batch, batch_idx):
         ids, mask, y = batch["input_ids"], batch["attention_mask"], batch["labels"]
-        if self.adv is not None:
+        if self.impl is not None:
+            loss = self.impl.training_loss(self, batch)
+        elif self.adv is not None:
 
             def loss_fn(embeds):
                 return classification_loss(self.model(inputs_embeds=embeds, attention_mask=mask).logits, y)
@@ -48,6 +55,10 @@ class DefenseModule(TenfoldModule):
             if self.defense.name == "ranmask":
                 ids = random_mask_ids(ids, mask, self.mask_id, self.defense.mask_rate, self.special_ids)
             loss = classification_loss(self.model(input_ids=ids, attention_mask=mask).logits, y)
+            if self.defense.name == "mixada":  # MixADA: + the hidden-space mixup term (textdefender.augment)
+                from textdefender.augment import mixup_loss
+
+                loss = loss + self.defense.mix_weight * mixup_loss(self.model, ids, mask, y, self.defense)
         self.log_train("train_loss", loss.detach(), prog_bar=True)
         return loss
 
@@ -56,11 +67,22 @@ class DefenseModule(TenfoldModule):
         if self.defense.name == "ranmask":  # select on the training-time input distribution (one masked copy)
             g = torch.Generator().manual_seed(batch_idx)
             ids = random_mask_ids(ids, mask, self.mask_id, self.defense.mask_rate, self.special_ids, g)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits
+        if self.defense.name == "dne":  # DNE: one (seeded) Dirichlet sample, as the official dev evaluation
+            logits = self.impl.sample_logits(self.model, ids, mask, generator_seed=batch_idx)
+        else:
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
         self.log("val_loss", classification_loss(logits, batch["labels"]), prog_bar=True, sync_dist=True)
         self.log(
             "val_acc", (logits.argmax(-1) == batch["labels"]).float().mean(), prog_bar=True, sync_dist=True
         )
+
+    def on_save_checkpoint(self, checkpoint):
+        if self.impl is not None and hasattr(self.impl, "extra_state"):
+            checkpoint["defense_state"] = self.impl.extra_state()
+
+    def on_load_checkpoint(self, checkpoint):
+        if self.impl is not None and hasattr(self.impl, "load_extra_state"):
+            self.impl.load_extra_state(checkpoint.get("defense_state") or {})
 
 
 class EpochTimer:
@@ -127,11 +149,21 @@ def train(cfg: TrainCommand) -> dict:
     if _is_rank_zero():
         tok.save_pretrained(str(out / "tokenizer"))
     ml = model_cfg.max_length
-    train_dl = make_loader(
-        data.train.texts, data.train.labels, tok, cfg.data.batch_size, ml, True, cfg.train.seed
-    )
+    train_texts, train_labels = data.train.texts, data.train.labels
+    if cfg.defense.name in ("ada", "mixada"):  # clean + adversarial training set (textdefender.augment)
+        from textdefender.augment import augmented_training_set
+
+        train_texts, train_labels, _ = augmented_training_set(cfg, data)
+    train_dl = make_loader(train_texts, train_labels, tok, cfg.data.batch_size, ml, True, cfg.train.seed)
     val_dl = make_loader(data.dev.texts, data.dev.labels, tok, cfg.data.eval_batch_size, ml)
-    module = DefenseModule(model, cfg.defense, cfg.optim, tok.mask_token_id, tok.all_special_ids)
+    index = None
+    if cfg.defense.name in SYNONYM_DEFENSES:  # the defender's synonym table, kept with the run
+        from textdefender.defenses import defense_synonym_index
+
+        index = defense_synonym_index(cfg.defense, model, tok, synthetic=cfg.data.source == "synthetic")
+        if _is_rank_zero():
+            index.save(out / "synonyms.json")
+    module = DefenseModule(model, cfg.defense, cfg.optim, tok.mask_token_id, tok.all_special_ids, index)
     t0 = time.perf_counter()
     timer = _timer_callback()
     result = fit(module, cfg.train, train_dl, val_dl, callbacks=[timer],
