@@ -99,3 +99,83 @@ def test_triton_low_precision_over_several_blocks_under_interpreter(dtype):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LOWP-OK" in out.stdout
+
+
+BACKWARD_FALLBACK = textwrap.dedent(
+    """
+    import warnings, torch
+    from tenfold_core.spiking import functional as F, lif_multi_step
+    from tenfold_core.spiking import _triton_kernel as tk
+    from tenfold_core.spiking.functional import _MODE_LIF_DECAY
+
+    class CompilationError(Exception):  # stands in for triton.compiler.errors.CompilationError
+        pass
+
+    CompilationError.__module__ = "triton.compiler.errors"
+
+    class Broken:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                raise self.exc
+            return launch
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 300) * 1.5
+    gs, gv = torch.randn_like(x), torch.randn_like(x)
+    xr = x.clone().requires_grad_(True)
+    s0, m0 = lif_multi_step(xr, v_reset=None, detach_reset=False, return_v=True, backend="reference")
+    (s0 * gs + m0 * gv).sum().backward()
+
+    def run():
+        xt = x.clone().requires_grad_(True)
+        s, m = tk.fused_apply(xt, None, _MODE_LIF_DECAY, 2.0, 1.0, None, 1, 2.0, False, 0.5, 0.5, True)
+        (s * gs + m * gv).sum().backward()
+        return s, xt.grad
+
+    good = tk._lif_bwd_kernel
+    # a runtime error in the backward reaches the caller; nothing is marked broken
+    tk._lif_bwd_kernel = Broken(RuntimeError("simulated launch failure"))
+    try:
+        run()
+        raise AssertionError("runtime error was swallowed")
+    except RuntimeError as exc:
+        assert "simulated launch failure" in str(exc)
+    assert not F._cuda_state["failed"]
+    # a compile error: one warning, gradients from the torch recurrence, kernel marked broken for the process
+    tk._lif_bwd_kernel = Broken(CompilationError("simulated compile error"))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s1, g1 = run()
+    assert any("backward kernel failed to build" in str(m.message) for m in w), [str(m.message) for m in w]
+    assert F._cuda_state["failed"]
+    assert torch.equal(s1, s0)
+    torch.testing.assert_close(g1, xr.grad, rtol=1e-5, atol=1e-5)
+    # the torch recurrence equals the real kernel's gradients too (hard reset, detached, with v0)
+    tk._lif_bwd_kernel = good
+    v0 = torch.rand(300) * 0.5
+    xt = x.clone().requires_grad_(True)
+    s = tk.fused_apply(xt, v0, _MODE_LIF_DECAY, 2.0, 1.0, 0.0, 0, 4.0, True, 0.5, 0.5, False)
+    s.backward(gs)
+    h = lif_multi_step(x, v0=v0, surrogate="sigmoid", return_v=True, backend="reference")
+    cfg = (0, 2.0, 1.0, 0.0, True, True, 0, *tk.surrogate_constants(0, 4.0), 0.5, 0.5)
+    # rebuild H from the reference membrane: H[t] = V[t-1] + (X[t] - V[t-1]) / 2
+    vprev = torch.cat([v0[None], h[1][:-1]])
+    hh = vprev + (x - vprev) / 2.0
+    gx, _ = tk.backward_torch(hh, gs, None, cfg)
+    torch.testing.assert_close(gx, xt.grad, rtol=1e-5, atol=1e-6)
+    print("BWD-FALLBACK-OK")
+    """
+)
+
+
+def test_triton_backward_compile_error_falls_back_runtime_error_raises():
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    out = subprocess.run(
+        [sys.executable, "-c", BACKWARD_FALLBACK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "BWD-FALLBACK-OK" in out.stdout

@@ -1,11 +1,14 @@
 """Fused multi-step LIF/IF kernels for CUDA in Triton (imported only for CUDA tensors; never used on CPU).
 
 One program handles ``BLOCK`` neurons and loops over T (a compile-time constant: one specialisation per T) inside, keeping the membrane in registers (fp32).
-Forward stores spikes (input dtype) and, when a gradient is needed, the charged membrane ``H`` in fp32; backward
+Forward stores spikes and, when a gradient is needed, the charged membrane ``H`` (both in the input dtype); backward
 walks T in reverse reading ``H`` and ``dS`` (and ``dV`` if the membrane sequence was returned). Arithmetic is fp32
 with IEEE division (``div_rn``) in the same operation order as the reference, so fp32 spikes match it bit for bit.
 
 The kernels also run under ``TRITON_INTERPRET=1`` on CPU tensors, which is how the CPU-only test suite checks them.
+A compile error of the backward kernel (it is compiled at the first backward) falls back, like the forward's, to the
+same recurrence in torch ops (``backward_torch``) and marks the Triton path broken for the process; errors while a
+kernel runs are re-raised.
 """
 
 from __future__ import annotations
@@ -178,13 +181,64 @@ class _FusedTriton(torch.autograd.Function):
         g_v = g_v.contiguous() if has_gv else g_s
         g_x = torch.empty((T, N), device=h.device, dtype=ctx.x_dtype)
         g_v0 = torch.empty((N,), device=h.device, dtype=ctx.x_dtype)
-        grid = (triton.cdiv(N, BLOCK),)
-        with _device(h):
-            _lif_bwd_kernel[grid](
-                h, g_s, g_v, g_x, g_v0, N, T, vth, vr, gin, gcarry, c1, c2,
-                HARD=hard, DETACH=detach, SID=sid, HAS_GV=has_gv, BLOCK=BLOCK,
-            )  # fmt: skip
+        try:
+            grid = (triton.cdiv(N, BLOCK),)
+            with _device(h):
+                _lif_bwd_kernel[grid](
+                    h, g_s, g_v, g_x, g_v0, N, T, vth, vr, gin, gcarry, c1, c2,
+                    HARD=hard, DETACH=detach, SID=sid, HAS_GV=has_gv, BLOCK=BLOCK,
+                )  # fmt: skip
+        except Exception as exc:
+            from . import functional as F
+
+            if not F._is_build_failure(exc):
+                raise
+            F._mark_failed(F._cuda_state, "Triton LIF backward kernel", exc)
+            g_x, g_v0 = backward_torch(h, g_s, g_v if has_gv else None, ctx.cfg)
+            g_x, g_v0 = g_x.to(ctx.x_dtype), g_v0.to(ctx.x_dtype)
         return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
+
+
+def _surrogate_torch(z: torch.Tensor, sid: int, c1: float, c2: float) -> torch.Tensor:
+    """The kernels' surrogate derivative of ``z = H - V_th`` from the same constants, in torch ops."""
+    if sid == 0:
+        s = torch.sigmoid(z * c1)
+        return (1.0 - s) * s * c1
+    if sid == 1:
+        w = z * c1
+        return c2 / (1.0 + w * w)
+    if sid == 2:
+        return (c1 - c2 * z.abs()).clamp_min(0.0)
+    if sid == 3:
+        w = c1 + z.abs()
+        return 1.0 / (c2 * w * w)
+    if sid == 4:
+        w = z * c1
+        return c2 * torch.exp(-(w * w))
+    return c2 * torch.exp(-(c1 * z.abs()))
+
+
+def backward_torch(h, g_s, g_v, cfg):
+    """The backward kernel's recurrence in plain torch ops (fp32), from the saved ``H``: the fallback when the
+    Triton backward cannot be compiled. Returns ``(dX, dV0)``."""
+    mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = cfg
+    h = h.float()
+    carry = torch.zeros_like(h[0])
+    g_x = torch.empty_like(h)
+    for t in range(h.shape[0] - 1, -1, -1):
+        ht = h[t]
+        sg = _surrogate_torch(ht - vth, sid, c1, c2)
+        if hard:
+            rg = (ht < vth).float()
+            if not detach:
+                rg = rg + (vr - ht) * sg
+        else:
+            rg = torch.ones_like(ht) if detach else 1.0 - vth * sg
+        gv = carry if g_v is None else carry + g_v[t].float()
+        gh = g_s[t].float() * sg + gv * rg
+        g_x[t] = gh * gin
+        carry = gh * gcarry
+    return g_x, carry
 
 
 def fused_apply(

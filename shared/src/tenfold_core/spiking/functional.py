@@ -313,12 +313,7 @@ def _fast(x_seq, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, 
         except Exception as exc:  # pragma: no cover - needs a GPU
             if not _is_build_failure(exc):
                 raise
-            _cuda_state["failed"], _cuda_state["module"] = True, None
-            warnings.warn(
-                f"tenfold_core.spiking: Triton LIF kernel failed to build/run ({exc!r}); using the reference LIF",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _mark_failed(_cuda_state, "Triton LIF kernel", exc)
             return None
     if return_v:
         return out[0].reshape(shape), out[1].reshape(shape)
