@@ -132,42 +132,13 @@ class BrightIsEmpty(nn.Module):
         return (z, None) if return_gates else z
 
 
-#: split -> case -> (frames, bright frame indices); expected maxDice per case = correct scored frames / scored frames
-#: (an empty map scores 2/9 at threshold 0, where every pixel is foreground: below every case's fraction)
-SUNSEG = {
-    "TestEasyDataset/Seen": {"e1": (6, ())},  # 1.0
-    "TestEasyDataset/Unseen": {"e2": (6, (2,))},  # frames 1-4 scored: 3/4
-    "TestHardDataset/Seen": {"h1": (7, (2, 3)), "h2": (6, ())},  # 3/5 and 1.0
-    "TestHardDataset/Unseen": {"h3": (6, (1, 2, 3))},  # 1/4
-}
-
-
-def write_sunseg_test(root):
-    """A miniature SUN-SEG test folder: <split>/Frame/<case>/<case>_a1_image<N>.jpg and GT/<case>/*.png."""
-    from PIL import Image
-
-    for split, cases in SUNSEG.items():
-        for case, (n, bright) in cases.items():
-            fdir, gdir = root / split / "Frame" / case, root / split / "GT" / case
-            fdir.mkdir(parents=True)
-            gdir.mkdir(parents=True)
-            for t in range(n):
-                img = np.full((16, 16, 3), 230 if t in bright else 20, np.uint8)
-                Image.fromarray(img).save(fdir / f"{case}_a1_image{t + 1}.jpg", quality=95)
-                m = np.zeros((16, 16), np.uint8)
-                m[:, :2] = 255
-                Image.fromarray(m).save(gdir / f"{case}_a1_image{t + 1}.png")
-    (root / "TrainDataset" / "Frame" / "t1").mkdir(parents=True)  # a SUN-SEG root also holds the training set
-    return root
-
-
-def test_sunseg_splits_per_split_group_and_case(tmp_path, monkeypatch):
+def test_sunseg_splits_per_split_group_and_case(sunseg_test, monkeypatch):
     import funet.data as D
     from funet.data import find_splits, scan_videos
     from funet.evaluate import evaluate_splits, split_groups
 
     monkeypatch.setattr(D, "normalize", lambda t: t)
-    root = write_sunseg_test(tmp_path / "SUN-SEG")
+    root, SUNSEG = sunseg_test
     splits = find_splits(root)
     assert list(splits) == list(SUNSEG)  # TrainDataset left out
     assert list(find_splits(root / "TestHardDataset")) == ["Seen", "Unseen"]

@@ -205,6 +205,18 @@ def test_onnx_export_of_the_streaming_step_matches_pytorch(tmp_path, tiny_run):
         assert abs(float(g[0]) - gate) < 1e-5 and 0 < gate < 1
 
 
+def test_evaluate_a_sunseg_test_folder_reports_splits_groups_and_cases(tmp_path, tiny_run, sunseg_test):
+    root, SUNSEG = sunseg_test
+    m = app.run(["evaluate", str(tiny_run), str(root), "--out", str(tmp_path / "m.json")])
+    assert list(m["splits"]) == list(SUNSEG) and m["groups"]["all"]["num_cases"] == 5
+    assert {"TestEasyDataset/*", "TestHardDataset/*", "*/Seen", "*/Unseen"} <= set(m["groups"])
+    assert set(m["cases"]) == {f"{s}/{c}" for s, cases in SUNSEG.items() for c in cases}
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["splits"]["TestHardDataset/Seen"]["num_cases"] == 2 and 0 <= saved["mean_dice"] <= 1
+    one = app.run(["evaluate", str(tiny_run), str(root / "TestHardDataset" / "Seen")])  # one data set
+    assert one["mean_dice"] == pytest.approx(m["splits"]["TestHardDataset/Seen"]["mean_dice"])
+
+
 def test_config_errors_are_one_line():
     with pytest.raises(ConfigError, match="num_frames must be >= 1"):
         app.run(["train", "--preset", "tiny", "--model.num_frames", "0"])
