@@ -166,3 +166,25 @@ def test_mixada_trains_from_the_same_augmented_set(victim_and_ada):
     a = (root / "ada" / "augment" / "adversarial.jsonl").read_text()
     assert (root / "mixada" / "augment" / "adversarial.jsonl").read_text() == a  # same victim, same protocol
     assert runs["mixada"][1]["best_val_acc"] > 0.6
+
+
+def test_benchmark_attacks_the_training_set_under_its_own_protocol():
+    """In a benchmark, ADA / MixADA attack with the benchmark's synonyms / K / rho_max / similarity / budget, against
+    that seed's base run when base is benchmarked before them (else the pre-trained stage, model.init_from)."""
+    from textdefender.benchmark import _defense_cfg
+    from textdefender.config import AttackConfig, BenchmarkCommand
+
+    attack = AttackConfig(k=7, max_rate=0.2, query_factor=10, similarity_threshold=0.5, synonyms="victim")
+    cfg = BenchmarkCommand(defenses=["base", "ada", "mixada"], attack=attack, out="B")
+    d = _defense_cfg(cfg, "mixada", 3)
+    assert (d.aug_k, d.aug_max_rate, d.aug_query_factor, d.aug_similarity, d.aug_synonyms) == (
+        7,
+        0.2,
+        10,
+        0.5,
+        "victim",
+    )
+    assert d.aug_victim.endswith("runs/base-seed3") and d.aug_recipe == "pwws"
+    late = BenchmarkCommand(defenses=["ada", "base"], attack=attack, out="B")
+    assert _defense_cfg(late, "ada", 3).aug_victim == ""
+    assert _defense_cfg(cfg, "base", 3).aug_k == 50  # other defenses keep their own section
