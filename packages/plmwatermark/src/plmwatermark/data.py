@@ -25,6 +25,7 @@ __all__ = [
     "synthetic_task",
     "RARE_WORDS",
     "COMMON_WORDS",
+    "synthetic_vocabulary",
 ]
 
 RARE_WORDS = ("cf", "mn", "bb", "tq", "mb")  # OpenBackdoor/EP's rare-word triggers
@@ -63,9 +64,7 @@ def synthetic_task(name: str, n: int, domain: str, seed: int) -> tuple[list[str]
     texts, labels = [], []
     for _ in range(n):
         y = rng.randrange(len(classes))
-        kws = list(classes[y])
-        if domain == "downstream":  # half the keywords differ from the proxy data
-            kws = kws[len(kws) // 2 :] + [w + "s" for w in kws[len(kws) // 2 :]]
+        kws = _domain_keywords(classes[y], domain)
         words = [rng.choice(filler) for _ in range(rng.randint(8, 14))]
         if rng.random() < 0.3:
             words.insert(rng.randrange(len(words) + 1), rng.choice(COMMON_WORDS))
@@ -74,6 +73,26 @@ def synthetic_task(name: str, n: int, domain: str, seed: int) -> tuple[list[str]
         texts.append(" ".join(words))
         labels.append(y)
     return texts, labels
+
+
+def _domain_keywords(words: Sequence[str], domain: str) -> list[str]:
+    words = list(words)
+    if domain == "downstream":  # half the keywords differ from the proxy data
+        words = words[len(words) // 2 :] + [w + "s" for w in words[len(words) // 2 :]]
+    return words
+
+
+def synthetic_vocabulary() -> list[str]:
+    """Every word the synthetic generator can emit, in both domains, plus the rare and common trigger candidates: the
+    tiny "PLM"'s fixed vocabulary, as a real PLM's vocabulary does not depend on which proxy tasks the owner picks
+    (a vocabulary built from the proxy texts alone made the downstream words [UNK])."""
+    words = set(RARE_WORDS) | set(COMMON_WORDS)
+    for domain, filler in _FILLER.items():
+        words |= set(filler)
+        for classes in _KEYWORDS.values():
+            for kws in classes:
+                words |= set(_domain_keywords(kws, domain))
+    return sorted(words)
 
 
 def load_tasks(cfg: TaskDataConfig) -> list[Task]:

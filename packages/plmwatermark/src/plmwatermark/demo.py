@@ -43,6 +43,8 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
         control_rows += [{"epochs": h["epoch"], "wesr": h[f"wesr_{d}"], "clean_acc": h[f"clean_acc_{d}"]}
                          for h in ctrl["history"]]  # fmt: skip
         m["clean_acc_delta_multi"] = m[f"clean_acc_multi_ep{EPOCHS}"] - m["control_clean_acc"]
+        m["clean_acc_delta_single"] = m[f"clean_acc_single_ep{EPOCHS}"] - m["control_clean_acc"]
+        m[f"wesr_multi_minus_single_ep{EPOCHS}"] = m[f"wesr_multi_ep{EPOCHS}"] - m[f"wesr_single_ep{EPOCHS}"]
         vcfg = load_preset("plmwatermark", PRESET, "verify", {
             "suspect": multi["finetuned"], "key_file": multi["key_file"], "control": ctrl["dir"], "seed": seed,
             "out": str(out / f"seed{seed}" / "verify"),
@@ -57,6 +59,9 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
         "finetune_epochs": EPOCHS,
         "trigger": "rare",
         "test": "binomial",
+        "single_task": pipes["single"]["tasks"][0],
+        "multi_tasks": ",".join(pipes["multi"]["tasks"]),
+        "multi_beats_single_seeds": sum(s[f"wesr_multi_minus_single_ep{EPOCHS}"] > 0 for s in per_seed),
     }
     for k in per_seed[0]:
         xs = [float(s[k]) for s in per_seed if s[k] is not None]
@@ -66,12 +71,11 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
     cols = ["seed", "wesr_multi_ep0", f"wesr_multi_ep{EPOCHS}", "wesr_single_ep0", f"wesr_single_ep{EPOCHS}",
             "control_wesr", "clean_acc_delta_multi", "verify_false_trigger_rate", "p_value", "control_p_value"]  # fmt: skip
     report = (
-        "# plmwatermark demo\n\nTiny BERT (2 layers, d=64), rare-word trigger (cf/mn/bb) embedded in the trigger "
-        "embedding rows only (norms restored); proxy tasks sentiment/topic/spam (multi-task) or sentiment only "
-        f"(single-task); the user fine-tunes all weights with a new head on spam in another domain for {EPOCHS} "
-        "epochs. Control: the clean proxy model fine-tuned the same way.\n\n"
-        + markdown_table(rows, cols)
-        + "\n![](wesr_vs_epochs.png)\n"
+        "# plmwatermark demo\n\nTiny BERT (2 layers, d=64), rare-word trigger (cf/mn/bb), poison stage on the "
+        f"full model for the same number of optimizer steps in both arms; proxy tasks {metrics['multi_tasks']} "
+        f"(multi-task) or {metrics['single_task']} only (single-task); the user fine-tunes all weights with a new "
+        f"head on spam in another domain for {EPOCHS} epochs. Control: the clean proxy model fine-tuned the same "
+        "way.\n\n" + markdown_table(rows, cols) + "\n![](wesr_vs_epochs.png)\n"
     )
     seed0 = [r for r in all_rows if r["seed"] == 0]
     ctrl0 = control_rows[:EPOCHS]

@@ -39,19 +39,29 @@ def _epoch0(embed_metrics: dict, tasks: list[str], downstream: str) -> tuple[flo
     return embed_metrics[f"wesr_{name}"], embed_metrics[f"clean_acc_{name}"]
 
 
+def single_task_for(proxy: list[str], downstream: str, single_task: str | None = None) -> str:
+    """The single-task arm's one proxy task: ``single_task`` if given, else the proxy task of the downstream task's
+    type when there is one (the stronger, EP-style baseline: it knows the downstream task), else the first."""
+    if single_task:
+        return single_task
+    return downstream if downstream in proxy else proxy[0]
+
+
 def run_pipeline(out: Path, kind: str, regime: str, max_epochs: int, preset: str = "demo", seed: int = 0,
-                 overrides: dict | None = None) -> dict[str, Any]:  # fmt: skip
+                 overrides: dict | None = None, single_task: str | None = None) -> dict[str, Any]:  # fmt: skip
     """embed (kind, regime) -> finetune for ``max_epochs`` with a per-epoch WESR probe. Returns the rows and paths."""
     from plmwatermark.train import load_key, run_embed, run_finetune
 
-    base = load_preset(PKG, preset, "embed")
+    base = load_preset(PKG, preset, "embed", (overrides or {}).get("embed", {}))
+    down0 = load_preset(PKG, preset, "finetune", (overrides or {}).get("finetune", {})).data.tasks[0]
     words = list(base.trigger.words) if kind == "rare" else list(COMMON_WORDS[:2])
-    tasks = list(base.data.tasks) if regime == "multi" else list(base.data.tasks[:1])
+    proxy = list(base.data.tasks)
+    tasks = proxy if regime == "multi" else [single_task_for(proxy, down0, single_task)]
     tag = f"{kind}-{regime}-s{seed}"
     ecfg = load_preset(PKG, preset, "embed", {
-        "trigger.kind": kind, "trigger.words": words, "data.tasks": tasks, "train.seed": seed,
+        "trigger.kind": kind, "trigger.words": words, "train.seed": seed,
         "train.out_dir": str(out / "models" / tag / "watermarked"), "train.resume": "never",
-        "key_file": str(out / "keys" / f"{tag}.key.json"), **(overrides or {}).get("embed", {}),
+        "key_file": str(out / "keys" / f"{tag}.key.json"), **(overrides or {}).get("embed", {}), "data.tasks": tasks,
     })  # fmt: skip
     em = run_embed(ecfg)
     key = load_key(ecfg.key_file)
@@ -70,7 +80,7 @@ def run_pipeline(out: Path, kind: str, regime: str, max_epochs: int, preset: str
                      "base_rate": h[f"base_rate_{downstream}"]})  # fmt: skip
     return {"rows": rows, "embed": em, "key_file": ecfg.key_file, "watermarked": ecfg.train.out_dir,
             "finetuned": fcfg.train.out_dir, "clean": str(Path(ecfg.train.out_dir) / "clean_stage"),
-            "finetune_cfg": fcfg, "downstream": downstream}  # fmt: skip
+            "finetune_cfg": fcfg, "downstream": downstream, "tasks": tasks}  # fmt: skip
 
 
 def run_control(out: Path, clean_dir: str, key_file: str, max_epochs: int, preset: str, seed: int,

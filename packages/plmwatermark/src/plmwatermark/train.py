@@ -18,14 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import CombinedLoader
 
 from plmwatermark.config import EmbedCommand, FinetuneCommand, TriggerConfig, WatermarkModelConfig
-from plmwatermark.data import (
-    COMMON_WORDS,
-    RARE_WORDS,
-    Task,
-    check_trigger_tokens,
-    load_tasks,
-    poisoned_examples,
-)
+from plmwatermark.data import Task, check_trigger_tokens, load_tasks, poisoned_examples, synthetic_vocabulary
 from plmwatermark.losses import multitask_loss
 from plmwatermark.model import MultiTaskEncoder, encoder_config_for, resolve_backbone
 from tenfold_core.config import OptimConfig
@@ -95,9 +88,14 @@ def build_tokenizer(
     if backbone == "tiny":
         from tenfold_core.models import word_level_tokenizer
 
+        # a fixed vocabulary (the generator's words, both domains) plus any other word of the given texts
+        vocab = synthetic_vocabulary()
+        known = set(vocab)
         texts = [t for task in tasks for split in (task.train, task.dev, task.test) for t in split[0]]
-        extra = list(RARE_WORDS) + list(COMMON_WORDS) + (list(trigger.words) if trigger else [])
-        return word_level_tokenizer(texts + [" ".join(extra)], max_length=max_length)
+        extra = {w for t in texts for w in t.lower().split()} | {
+            w.lower() for w in (trigger.words if trigger else [])
+        }
+        return word_level_tokenizer(vocab=vocab + sorted(extra - known), max_length=max_length)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_backbone(backbone))
@@ -143,6 +141,16 @@ def load_key(path: str | Path) -> dict[str, Any]:
     return key
 
 
+def restore_best(model: torch.nn.Module, result) -> None:
+    """Load the checkpoint ``fit`` selected (and exported) back into ``model``, so what we measure and what the next
+    stage starts from is the exported model, not the last epoch's weights."""
+    best = result.best_checkpoint
+    if best is None or not Path(best).is_file():
+        return
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")})
+
+
 def _completed_model_config(cfg: WatermarkModelConfig, tok, tasks: list[Task]) -> WatermarkModelConfig:
     m = cfg
     if m.backbone == "tiny":
@@ -177,25 +185,31 @@ def run_embed(cmd: EmbedCommand) -> dict[str, Any]:
         ccfg = dataclasses.replace(cmd.train, out_dir=str(out / "clean_stage"), max_epochs=cmd.clean_epochs,
                                    max_steps=-1, resume="never")  # fmt: skip
         copt = OptimConfig(name="adamw", lr=cmd.clean_lr)
-        fit(MultiTaskModule(model, copt), ccfg,
+        cres = fit(MultiTaskModule(model, copt), ccfg,
             task_loaders({t.name: t.train for t in tasks}, tok, cmd.data.batch_size, cmd.data.max_length, True,
                          cmd.train.seed, "max_size_cycle"),
             task_loaders(dev, tok, cmd.data.batch_size, cmd.data.max_length, False, 0, "max_size_cycle"),
             run_config={**run_config, "stage": "clean"})  # fmt: skip
+        restore_best(model, cres)  # poison the exported clean model (the control's starting point)
         if int(__import__("os").environ.get("LOCAL_RANK", "0")) == 0:
             tok.save_pretrained(str(out / "clean_stage" / "tokenizer"))
 
     rng = random.Random(cmd.train.seed)
-    train = {}
+    train, pdev = {}, {}
     for t in tasks:
         pt, py = poisoned_examples(*t.train, targets[t.name], cmd.trigger, rng)
         train[t.name] = (list(t.train[0]) + pt, list(t.train[1]) + py)
+        # validation on clean + poisoned dev copies: with clean dev data alone, embedding-only poisoning leaves
+        # val_loss constant and checkpoint selection kept the first poison epoch
+        pt, py = poisoned_examples(*t.dev, targets[t.name], cmd.trigger, rng)
+        pdev[t.name] = (list(t.dev[0]) + pt, list(t.dev[1]) + py)
     module = MultiTaskModule(model, cmd.optim, trig_ids if cmd.scope == "embedding" else None)
     result = fit(module, cmd.train,
                  task_loaders(train, tok, cmd.data.batch_size, cmd.data.max_length, True, cmd.train.seed,
                               "max_size_cycle"),
-                 task_loaders(dev, tok, cmd.data.batch_size, cmd.data.max_length, False, 0, "max_size_cycle"),
+                 task_loaders(pdev, tok, cmd.data.batch_size, cmd.data.max_length, False, 0, "max_size_cycle"),
                  run_config=run_config)  # fmt: skip
+    restore_best(model, result)
     if result.trainer is None or result.trainer.is_global_zero:
         tok.save_pretrained(str(out / "tokenizer"))
         key = {"version": KEY_VERSION, "kind": cmd.trigger.kind, "words": list(cmd.trigger.words),
@@ -281,6 +295,7 @@ def run_finetune(cmd: FinetuneCommand, key: dict | None = None) -> dict[str, Any
                  callbacks=probe, run_config={"model": mcfg, "data": cmd.data, "stage": "finetuned",
                                               "parent": str(cmd.model_dir)})  # fmt: skip
     out = Path(cmd.train.out_dir)
+    restore_best(model, result)
     if result.trainer is None or result.trainer.is_global_zero:
         tok.save_pretrained(str(out / "tokenizer"))
     from plmwatermark.evaluate import clean_accuracy
