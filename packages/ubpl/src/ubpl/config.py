@@ -169,6 +169,14 @@ class GenerateCommand:
     stream: bool = arg(True, help="print tokens as they are generated")
     chat: bool = arg(True, help="apply the tokenizer's chat template")
 
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
 
 @dataclass
 class EvaluateCommand:

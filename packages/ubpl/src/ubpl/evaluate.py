@@ -37,15 +37,16 @@ def _encode(tok, prompts, persona, chat):
 @torch.no_grad()
 def generate_texts(model, tok, prompts: Sequence[str], processor=None, max_new_tokens: int = 40,
                    persona: str | None = None, chat: bool = True, sample: bool = False, seed: int = 0,
-                   streamer=None) -> list[str]:  # fmt: skip
+                   streamer=None, temperature: float = 1.0, top_p: float = 1.0) -> list[str]:  # fmt: skip
     from transformers import LogitsProcessorList
 
     enc = _encode(tok, list(prompts), persona, chat)
     torch.manual_seed(seed)
+    kw = {"temperature": temperature, "top_p": top_p} if sample else {}
     out = model.generate(
         input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], max_new_tokens=max_new_tokens,
         do_sample=sample, logits_processor=LogitsProcessorList([processor] if processor is not None else []),
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, streamer=streamer,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, streamer=streamer, **kw,
     )  # fmt: skip
     return [tok.decode(o[enc["input_ids"].shape[1] :], skip_special_tokens=True) for o in out]
 

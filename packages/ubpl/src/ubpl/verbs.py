@@ -74,7 +74,7 @@ def generate(cfg: GenerateCommand) -> dict:
     streamer = TextStreamer(tok, skip_prompt=True, skip_special_tokens=True) if cfg.stream else None
     t0 = time.perf_counter()
     text = generate_texts(model, tok, [cfg.prompt], proc, cfg.max_new_tokens, chat=cfg.chat, sample=cfg.sample,
-                          seed=cfg.seed, streamer=streamer)[0]  # fmt: skip
+                          seed=cfg.seed, streamer=streamer, temperature=cfg.temperature, top_p=cfg.top_p)[0]  # fmt: skip
     if streamer is not None:
         sys.stdout.flush()
     return {"text": text, "seconds": time.perf_counter() - t0, "lambdas": parse_lambdas(cfg.steer.lambdas)}
