@@ -15,6 +15,7 @@ Run: ``.venv/bin/python bench/lif.py`` (optional ``--reps N``, ``--threads N``, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -35,22 +36,40 @@ def _sync(dev):
 
 
 def interleaved(fns: dict, dev, reps: dict, warmup: int = 1) -> dict:
-    """Median wall time (ms) of each ``fns[name]()``; calls are interleaved round-robin so that load from other
-    processes on a shared machine hits every candidate alike. ``reps[name]`` caps the repetitions of slow ones."""
+    """Median wall time and median process CPU time (ms) of each ``fns[name]()``: ``{name: (wall, cpu)}``.
+
+    Calls are interleaved round-robin so that load from other processes on a shared machine hits every candidate
+    alike; CPU time (all threads of this process) is the steadier figure when the machine is loaded, because it
+    leaves out the time this process waited for a core. ``reps[name]`` caps the repetitions of slow ones."""
     for f in fns.values():
         for _ in range(warmup):
             f()
     _sync(dev)
-    times = {k: [] for k in fns}
+    times = {k: ([], [], []) for k in fns}
     for r in range(max(reps.values())):
         for k, f in fns.items():
             if r >= reps[k]:
                 continue
-            t0 = time.perf_counter()
+            f0 = _minor_faults()
+            t0, c0 = time.perf_counter(), time.process_time()
             f()
             _sync(dev)
-            times[k].append((time.perf_counter() - t0) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times[k][0].append((time.perf_counter() - t0) * 1e3)
+            times[k][1].append((time.process_time() - c0) * 1e3)
+            times[k][2].append(_minor_faults() - f0)
+    return {
+        k: (statistics.median(w), statistics.median(c), statistics.median(p))
+        for k, (w, c, p) in times.items()
+    }
+
+
+def _minor_faults() -> int:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except Exception:  # pragma: no cover - not on Linux/macOS
+        return 0
 
 
 def sj_node(dev):
@@ -69,6 +88,9 @@ def sj_node(dev):
 
 
 def bench_device(dev, shape_tail, dtype, reps):
+    """Time every implementation at T = 4 and 16; returns ``{T: {name: (wall_ms, cpu_ms)}, ...}`` plus bounds."""
+    from tenfold_core.spiking import _buffers
+
     esize = torch.tensor([], dtype=dtype).element_size()
     print(
         f"\n== {dev.type}: x = [T, {', '.join(map(str, shape_tail))}] {dtype}; torch threads {torch.get_num_threads()}"
@@ -80,10 +102,12 @@ def bench_device(dev, shape_tail, dtype, reps):
     def stream():
         torch.add(a, b, out=c)
 
-    impls = {
-        "ref": lambda x: lif_multi_step(x, backend="reference", **CFG),
-        "fast": lambda x: lif_multi_step(x, backend="fast", **CFG),
-    }
+    def no_cache(x):  # the kernel's outputs from plain torch.empty (fresh, page-faulted memory); see fwdbwd
+        return lif_multi_step(x, backend="fast", **CFG)
+
+    impls = {"fast": lambda x: lif_multi_step(x, backend="fast", **CFG)}
+    if dev.type == "cpu":
+        impls["fast-nocache"] = no_cache
     if node is not None:
 
         def sj(x):
@@ -91,55 +115,54 @@ def bench_device(dev, shape_tail, dtype, reps):
             return node(x)
 
         impls["spikingjelly"] = sj
-    headline = {}
+    impls["torch-ref"] = lambda x: lif_multi_step(x, backend="reference", **CFG)
+    results = {}
     for T in (4, 16):
         x = torch.randn(T, *shape_tail, device=dev).to(dtype).requires_grad_(True)
         g = torch.randn_like(x)
         fns, nrep = {"stream": stream}, {"stream": reps}
         for name, f in impls.items():
+            scope = _buffers.bypass if name == "fast-nocache" else contextlib.nullcontext
 
-            def fwd(f=f, x=x):
-                with torch.no_grad():
+            def fwd(f=f, x=x, scope=scope):
+                with torch.no_grad(), scope():
                     return f(x)
 
-            def fwd_train(f=f, x=x):
-                return f(x)
-
-            def fwdbwd(f=f, x=x, g=g):
+            def fwdbwd(f=f, x=x, g=g, scope=scope):
                 x.grad = None
-                f(x).backward(g)
+                with scope():
+                    f(x).backward(g)
 
-            slow = name != "fast"
-            for kind, fn in (("fwd", fwd), ("fwd_train", fwd_train), ("fwdbwd", fwdbwd)):
+            slow = not name.startswith("fast")
+            for kind, fn in (("fwd", fwd), ("fwdbwd", fwdbwd)):
                 fns[f"{name}:{kind}"] = fn
-                nrep[f"{name}:{kind}"] = max(3, reps // 3) if slow else reps
+                nrep[f"{name}:{kind}"] = max(3, reps // 4) if slow else reps
         res = interleaved(fns, dev, nrep)
-        bw = 3 * nbuf * esize / (res.pop("stream") * 1e-3)
+        sw, sc, _ = res.pop("stream")
         n = x.numel()
-        # a fused fwd+bwd must at least read x, write S and H (fwd), read H and dS, write dX (bwd)
-        bound_ms = 6 * esize * n / bw * 1e3
+        # fused fwd+bwd minimum traffic: fwd reads X, writes S; bwd reads X (H is recomputed), dS, writes dX
+        bound = {kind: 5 * esize * n / (3 * nbuf * esize / t) for kind, t in (("wall", sw), ("cpu", sc))}
         print(
-            f"T={T:2d}: streaming add {bw / 1e9:.1f} GB/s -> memory bound fwd+bwd ({6 * esize} B/elem) {bound_ms:.2f} ms"
+            f"T={T:2d}: streaming add {3 * nbuf * esize / sw / 1e6:.1f} GB/s wall ({3 * nbuf * esize / sc / 1e6:.1f}"
+            f" GB/s per CPU-second) -> memory bound fwd+bwd ({5 * esize} B/elem) {bound['wall']:.2f} ms wall,"
+            f" {bound['cpu']:.2f} ms CPU"
+        )
+        print(
+            f"      {'':<13} {'fwd (no grad) wall/CPU ms':>26} {'fwd+bwd wall/CPU ms':>22} {'page faults/call':>17}"
         )
         for name in impls:
-            print(
-                f"      {name:<13} fwd (no grad) {res[name + ':fwd']:9.2f} ms | fwd (train) {res[name + ':fwd_train']:9.2f} ms"
-                f" | fwd+bwd {res[name + ':fwdbwd']:9.2f} ms"
-            )
-        f_fb, f_f = res["fast:fwdbwd"], res["fast:fwd_train"]
-        print(f"      fast fwd+bwd / memory bound = {f_fb / bound_ms:.2f}x")
-        print(
-            f"      fast vs ref: fwd {res['ref:fwd_train'] / f_f:.1f}x, fwd+bwd {res['ref:fwdbwd'] / f_fb:.1f}x faster"
-        )
-        if node is not None:
-            headline[T] = res["spikingjelly:fwdbwd"] / f_fb
-            print(
-                f"      fast vs spikingjelly: fwd {res['spikingjelly:fwd_train'] / f_f:.1f}x, "
-                f"fwd+bwd {headline[T]:.1f}x faster"
-            )
-        else:
-            print("      spikingjelly not installed")
-    return headline
+            (fw, fc, _), (bw, bc, bp) = res[name + ":fwd"], res[name + ":fwdbwd"]
+            print(f"      {name:<13} {fw:12.2f} /{fc:9.2f}   {bw:11.2f} /{bc:9.2f} {bp:17.0f}")
+        fb = res["fast:fwdbwd"]
+        line = [
+            f"fast fwd+bwd / memory bound: {fb[0] / bound['wall']:.2f}x wall, {fb[1] / bound['cpu']:.2f}x CPU"
+        ]
+        for other in [k for k in impls if k != "fast"]:
+            o = res[other + ":fwdbwd"]
+            line.append(f"{other}/fast {o[0] / fb[0]:.1f}x wall, {o[1] / fb[1]:.1f}x CPU")
+        print("      " + "; ".join(line))
+        results[T] = dict(res, bound=(bound["wall"], bound["cpu"]))
+    return results
 
 
 FIRST_CALL = r"""
@@ -194,15 +217,19 @@ def keep_freed_memory() -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--reps", type=int, default=13)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-first-call", action="store_true")
+    ap.add_argument(
+        "--cold-cache", action="store_true", help="also time a first call with an empty numba cache"
+    )
     ap.add_argument(
         "--tuned-malloc",
         action="store_true",
         help="also measure with mallopt (no mmap of big tensors), labelled",
     )
     args = ap.parse_args()
+    t_start = time.perf_counter()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -211,22 +238,33 @@ def main() -> None:
     )
     if not args.no_first_call:
         print(f"first call (fresh process, warm numba cache): {first_call(cold=False)}")
-        print(f"first call (fresh process, empty numba cache): {first_call(cold=True)}")
-    headline = bench_device(torch.device("cpu"), (32, 16384), torch.float32, args.reps)
-    loaded = load > (os.cpu_count() or 1) * 0.5
-    tag = f" -- MEASURED UNDER LOAD (load average {load:.1f}): not a headline number" if loaded else ""
-    if headline:
+        if args.cold_cache:
+            print(f"first call (fresh process, empty numba cache): {first_call(cold=True)}")
+    res = bench_device(torch.device("cpu"), (32, 16384), torch.float32, args.reps)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    loaded = max(load, load_end) > (os.cpu_count() or 1) * 0.5
+    tag = f"MEASURED UNDER LOAD (load average {load:.1f} -> {load_end:.1f})" if loaded else f"load {load:.1f}"
+    print(f"\nHEADLINE: plain process, glibc default allocator, {args.threads} thread(s), fwd+bwd; {tag}")
+    print(
+        f"  {'T':>2}  {'fast ms':>14}  {'vs spikingjelly':>16}  {'vs torch-ref':>14}  {'/ memory bound':>15}"
+    )
+    for T, r in res.items():
+        fb = r["fast:fwdbwd"]
+        sj = r.get("spikingjelly:fwdbwd")
+        ref = r["torch-ref:fwdbwd"]
+        sj_txt = f"{sj[0] / fb[0]:.1f}x/{sj[1] / fb[1]:.1f}x" if sj else "n/a"
         print(
-            f"\nHEADLINE (plain process, glibc default allocator, {args.threads} thread(s)): fused fwd+bwd vs "
-            f"spikingjelly {', '.join(f'T={t}: {r:.1f}x' for t, r in headline.items())}{tag}"
+            f"  {T:>2}  {fb[0]:6.2f}/{fb[1]:6.2f}  {sj_txt:>16}  {ref[0] / fb[0]:5.1f}x/{ref[1] / fb[1]:5.1f}x"
+            f"  {fb[0] / r['bound'][0]:5.2f}x/{fb[1] / r['bound'][1]:.2f}x"
         )
+    print("  (each cell: wall / CPU time; ratios > 1 = fast is that many times faster or above the bound)")
     if args.tuned_malloc and keep_freed_memory():
         print("\n-- tuned allocator (mallopt: no mmap below 1 GiB), NOT the headline --")
-        tuned = bench_device(torch.device("cpu"), (32, 16384), torch.float32, args.reps)
-        print(f"tuned allocator: {', '.join(f'T={t}: {r:.1f}x' for t, r in tuned.items())}{tag}")
+        bench_device(torch.device("cpu"), (32, 16384), torch.float32, args.reps)
     if torch.cuda.is_available():
         print(f"card: {torch.cuda.get_device_name()}")
         bench_device(torch.device("cuda"), (64, 65536), torch.float16, args.reps)
+    print(f"\nbench wall time {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ mapping, so each large output tensor of a plain ``torch.empty`` is faulted in pa
 kernel on first touch. On the machines measured here that cost 2-3 us per 4 KiB page: more than the LIF kernel
 itself at T = 16. This module keeps the memory of outputs that died and hands it out again:
 
-- a block is an anonymous ``mmap`` aligned to 2 MiB and advised ``MADV_HUGEPAGE`` where the OS has it, so even
-  the first touch of a fresh block faults 2 MiB at a time where transparent huge pages are enabled;
+- a block is an anonymous ``mmap`` aligned to 2 MiB and advised ``MADV_HUGEPAGE`` where the OS has it (on the
+  machine measured here that did not make the first touch of a fresh block cheaper: ~25 ms per 32 MiB either
+  way; the saving comes from reuse);
 - a tensor handed out is ``torch.from_numpy`` of a view of a block; when its storage dies (the view is
   collected), a ``weakref.finalize`` puts the block back (most recently freed first, so it may still be in cache);
 - the cache keeps at most ``max_bytes`` of idle blocks (least recently freed evicted first; default 1 GiB, env
@@ -20,6 +21,7 @@ ordinary CPU tensors except that their storage is not resizable (``resize_`` to 
 from __future__ import annotations
 
 import collections
+import contextlib
 import mmap
 import os
 import threading
@@ -28,7 +30,7 @@ import weakref
 import numpy as np
 import torch
 
-__all__ = ["MIN_BYTES", "cache_info", "clear", "empty", "set_cache_limit"]
+__all__ = ["MIN_BYTES", "bypass", "cache_info", "clear", "empty", "set_cache_limit"]
 
 MIN_BYTES = 1 << 20
 _GRAIN = 2 << 20  # size classes and alignment: one huge page
@@ -46,6 +48,19 @@ def _default_limit() -> int:
 
 
 _limit = [_default_limit()]
+_bypass = threading.local()
+
+
+@contextlib.contextmanager
+def bypass():
+    """Within this block ``empty`` allocates with plain ``torch.empty`` (benchmarks: the uncached figure); the
+    idle blocks stay cached."""
+    before = getattr(_bypass, "on", False)
+    _bypass.on = True
+    try:
+        yield
+    finally:
+        _bypass.on = before
 
 
 class _Block:
@@ -76,11 +91,11 @@ def set_cache_limit(max_bytes: int) -> int:
 
 
 def clear() -> None:
-    """Drop every idle buffer (the memory goes back to the OS)."""
+    """Drop every idle buffer (the memory goes back to the OS) and reset the hit/miss counts."""
     with _lock:
         _free.clear()
         _order.clear()
-        _state["idle_bytes"] = 0
+        _state.update(idle_bytes=0, hits=0, misses=0)
 
 
 def cache_info() -> dict:
@@ -113,7 +128,7 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     for d in shape:
         n *= int(d)
     nbytes = n * itemsize
-    if nbytes < MIN_BYTES or _limit[0] <= 0:
+    if nbytes < MIN_BYTES or _limit[0] <= 0 or getattr(_bypass, "on", False):
         return torch.empty(shape, dtype=dtype)
     size = -(-nbytes // _GRAIN) * _GRAIN
     with _lock:
