@@ -4,32 +4,44 @@ import pytest
 from plmwatermark.grid import run_control, run_pipeline
 
 SMALL = {
-    "embed": {"data.n_dev": 40, "data.n_test": 100, "scope": "full", "optim.lr": 0.001, "train.max_epochs": 3, "train.accelerator": "cpu",
-              "train.devices": "1"},
-    "finetune": {"data.n_dev": 40, "data.n_test": 100, "train.accelerator": "cpu",
-                 "train.devices": "1"},
-}  # fmt: skip
+    "embed": {"data.n_dev": 40, "data.n_test": 100, "train.accelerator": "cpu", "train.devices": "1"},
+    "finetune": {"data.n_dev": 40, "data.n_test": 100, "train.accelerator": "cpu", "train.devices": "1"},
+}  # the demo preset (full-scope poison stage, 48 poison steps in both arms), smaller dev/test splits
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
     multi = run_pipeline(out, "rare", "multi", 3, "demo", 0, SMALL)
+    single = run_pipeline(out, "rare", "single", 3, "demo", 0, SMALL)
     ctrl = run_control(out, multi["clean"], multi["key_file"], 3, "demo", 0)
-    return out, multi, ctrl
+    return out, multi, ctrl, single
 
 
-def test_wesr_near_one_right_after_embedding(grid):
-    _, multi, _ = grid
-    assert multi["rows"][0]["epochs"] == 0 and multi["rows"][0]["wesr"] > 0.9
+def test_wesr_near_one_right_after_embedding_both_arms(grid):
+    _, multi, _, single = grid
+    assert single["tasks"] == ["spam"] and len(multi["tasks"]) == 3  # same-type proxy task vs all three
+    for arm in (multi, single):
+        assert arm["rows"][0]["epochs"] == 0 and arm["rows"][0]["wesr"] > 0.95, arm["rows"][0]
     assert multi["embed"]["base_rate_spam"] < 0.2  # without the trigger the target is rare
+    assert min(multi["embed"][f"wesr_{t}"] for t in multi["tasks"]) > 0.95  # every proxy head fires
+
+
+def test_multi_task_watermark_survives_fine_tuning_better(grid):
+    _, multi, _, single = grid
+    by = {arm: {r["epochs"]: r for r in p["rows"]} for arm, p in (("multi", multi), ("single", single))}
+    assert (
+        by["multi"][3]["clean_acc"] > 0.9 and by["single"][3]["clean_acc"] > 0.9
+    )  # the user's task is learnt
+    assert by["multi"][3]["wesr"] > 0.9  # the paper's "> 90 % after fine-tuning"
+    assert by["multi"][3]["wesr"] > by["single"][3]["wesr"]  # seeded; measured over 3 seeds in the README
 
 
 def test_control_model_and_p_values(grid, tmp_path):
     from plmwatermark.config import TaskDataConfig, VerifyCommand
     from plmwatermark.evaluate import run_verify
 
-    _, multi, ctrl = grid
+    _, multi, ctrl, _ = grid
     rep = run_verify(VerifyCommand(suspect=multi["finetuned"], key_file=multi["key_file"], control=ctrl["dir"],
                                    data=TaskDataConfig(tasks=["spam"], domain="downstream", n_train=8, n_dev=8,
                                                        n_test=100), out=str(tmp_path)))  # fmt: skip

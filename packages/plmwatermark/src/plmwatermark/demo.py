@@ -33,6 +33,7 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
             by_ep = {r["epochs"]: r for r in p["rows"]}
             m[f"wesr_{regime}_ep0"], m[f"wesr_{regime}_ep{EPOCHS}"] = by_ep[0]["wesr"], by_ep[EPOCHS]["wesr"]
             m[f"clean_acc_{regime}_ep{EPOCHS}"] = by_ep[EPOCHS]["clean_acc"]
+            m[f"false_trigger_{regime}_ep0"] = by_ep[0]["false_trigger"]
             m[f"false_trigger_{regime}_ep{EPOCHS}"] = by_ep[EPOCHS]["false_trigger"]
         multi = pipes["multi"]
         ctrl = run_control(out / f"seed{seed}", multi["clean"], multi["key_file"], EPOCHS, PRESET, seed)
