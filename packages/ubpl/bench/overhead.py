@@ -35,7 +35,7 @@ def main() -> None:
     from ubpl.config import SteerConfig
     from ubpl.data import synthetic_corpus
     from ubpl.demo import decode_overhead, processor_seconds, step_logits
-    from ubpl.evaluate import _encode
+    from ubpl.evaluate import _device, _encode
     from ubpl.lexicon import build_lexicon
     from ubpl.model import build_processor
     from ubpl.train import train_bpe
@@ -69,7 +69,7 @@ def main() -> None:
                       f"{100 * r['overhead']:+.2f} % median, {100 * r['overhead_min']:+.2f} % min "
                       f"(min {1e3 * r['plain_min_s_per_token']:.3f} / {1e3 * r['steered_min_s_per_token']:.3f})")  # fmt: skip
                 plain_step = r["plain_s_per_token"]
-            us = 1e6 * processor_seconds(proc, *step_logits(m, _encode(t, prompts, None, True)))
+            us = 1e6 * processor_seconds(proc, *step_logits(m, _encode(t, prompts, None, True, _device(m))))
             print(f"  {cname:10s} processor: {us:7.1f} us/step = {100 * us * 1e-6 / plain_step:.2f} % of a plain "
                   f"step (goal <= 3 %); {len(proc.index)} biased tokens, {len(proc.cont_token)} continuations")  # fmt: skip
     print(f"\nwall {time.perf_counter() - t_start:.0f} s")

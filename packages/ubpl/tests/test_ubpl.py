@@ -55,6 +55,11 @@ def test_corpus_missing_pole_is_one_line_error(tmp_path, capsys):
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match="trait A .* pole low"):
         load_corpus(f)
+    with pytest.raises(SystemExit) as e:
+        main(["build-lexicon", str(f), "--out", str(tmp_path / "l.json")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "pole low" in err
+    assert not (tmp_path / "l.json").exists()
     f2 = tmp_path / "bad.jsonl"
     f2.write_text('{"trait": "E", "pole": "high", "text": "hi"}\n{"trait": "E", "text": "x"}\n')
     with pytest.raises(SystemExit) as e:
@@ -349,3 +354,22 @@ def test_smollm2_steering_raises_trait_words(lexicon):
     base = generate_texts(model, tok, prompts, None, 24)
     steered = generate_texts(model, tok, prompts, _proc(lex, tok, lambdas="E=1", gamma=6.0), 24)
     assert lexicon_scores(steered, lex, "E")["hit_high"] > lexicon_scores(base, lex, "E")["hit_high"]
+
+
+def test_model_dtype_and_device_options(lm):
+    from ubpl.config import LMConfig
+    from ubpl.evaluate import generate_texts, questionnaire
+    from ubpl.train import load_model
+
+    from tenfold_core.errors import ConfigError
+
+    model, tok = load_model(lm.dir, "bfloat16", "auto" if not torch.cuda.is_available() else "cpu")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    proc = _proc(json.loads(open(lm.lex).read()), tok, lambdas="E=1", gamma=4.0)
+    assert len(generate_texts(model, tok, lm.prompts[:2], proc, 6)) == 2
+    assert 1 <= questionnaire(model, tok, load_items()[:4], proc)["E_mean"] <= 5
+    with pytest.raises(ValueError, match="model.device"):
+        LMConfig(device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            load_model(lm.dir, device="cuda")

@@ -110,6 +110,13 @@ class LMConfig:
     base: str = arg(
         "smollm2", help="smollm2 (offline), a run folder of `ubpl train-lm`, a model folder or a hub id"
     )
+    dtype: Literal["float32", "bfloat16", "float16"] = arg("float32", help="weights dtype (GPU: bfloat16)")
+    device: str = arg("cpu", help="cpu, cuda, cuda:N or auto (cuda when available)")
+
+    def __post_init__(self):
+        d = self.device
+        if not (d in ("cpu", "cuda", "auto", "mps") or (d.startswith("cuda:") and d[5:].isdigit())):
+            raise ValueError(f"model.device must be cpu, cuda, cuda:N, mps or auto, got {d!r}")
 
 
 @dataclass
@@ -131,6 +138,10 @@ class MakeCorpusCommand:
     temperature: float = arg(0.8, help="LLM: sampling temperature")
     seed: int = arg(0, help="seed")
     traits: list[str] = arg(list(TRAITS), help="traits to role-play")
+    dtype: Literal["float32", "bfloat16", "float16"] = arg(
+        "float32", help="LLM: weights dtype (GPU: bfloat16)"
+    )
+    device: str = arg("cpu", help="LLM: cpu, cuda, cuda:N or auto")
 
 
 @dataclass

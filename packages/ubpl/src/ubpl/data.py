@@ -96,6 +96,7 @@ def llm_corpus(model, tok, situations=SITUATIONS, traits=TRAITS, per_situation: 
             prompts = [f"Situation: {sit}. What do you do?" for sit in situations]
             for _ in range(per_situation):
                 enc = encode_prompt_response(tok, prompts, None, system=system, padding_side="left")
+                enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
                 with torch.no_grad():
                     out = model.generate(
                         input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=True,

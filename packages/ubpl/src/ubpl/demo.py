@@ -64,9 +64,9 @@ def decode_overhead(model, tok, prompts, processor, max_new_tokens: int = 32, re
     ``processor_share``: the processor's own cost per step (:func:`processor_seconds`) over a plain step."""
     import statistics
 
-    from ubpl.evaluate import _encode
+    from ubpl.evaluate import _device, _encode
 
-    enc = _encode(tok, list(prompts), None, True)
+    enc = _encode(tok, list(prompts), None, True, _device(model))
     args = (max_new_tokens, tok.pad_token_id, tok.eos_token_id)
     for p in (None, processor):
         _generate_seconds(model, enc, p, *args)

@@ -24,14 +24,19 @@ MPI_TEMPLATE = (
 )
 
 
-def _encode(tok, prompts, persona, chat):
+def _device(model):
+    return next(model.parameters()).device
+
+
+def _encode(tok, prompts, persona, chat, device=None):
     from tenfold_core.llm import encode_prompt_response
 
     use_chat = chat and bool(getattr(tok, "chat_template", None))
     if not use_chat and persona:
         prompts = [f"{persona}\n{p}" for p in prompts]
-    return encode_prompt_response(tok, prompts, None, system=persona if use_chat else None, chat=use_chat,
-                                  padding_side="left")  # fmt: skip
+    enc = encode_prompt_response(tok, prompts, None, system=persona if use_chat else None, chat=use_chat,
+                                 padding_side="left")  # fmt: skip
+    return {k: v.to(device) for k, v in enc.items()} if device is not None else enc
 
 
 @torch.no_grad()
@@ -40,7 +45,7 @@ def generate_texts(model, tok, prompts: Sequence[str], processor=None, max_new_t
                    streamer=None, temperature: float = 1.0, top_p: float = 1.0) -> list[str]:  # fmt: skip
     from transformers import LogitsProcessorList
 
-    enc = _encode(tok, list(prompts), persona, chat)
+    enc = _encode(tok, list(prompts), persona, chat, _device(model))
     torch.manual_seed(seed)
     kw = {"temperature": temperature, "top_p": top_p} if sample else {}
     out = model.generate(
@@ -87,6 +92,7 @@ def perplexity(model, tok, prompts: Sequence[str], texts: Sequence[str], chat: b
 
     use_chat = chat and bool(getattr(tok, "chat_template", None))
     enc = encode_prompt_response(tok, list(prompts), list(texts), chat=use_chat, add_eos=False)
+    enc = {k: v.to(_device(model)) for k, v in enc.items()}
     s, n = sequence_logprobs(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits,
                              enc["input_ids"], enc["response_mask"])  # fmt: skip
     return math.exp(-float(s.sum()) / max(float(n.sum()), 1.0))
@@ -103,12 +109,12 @@ def questionnaire(model, tok, items, processor=None, persona: str | None = None,
     per: dict[str, list[float]] = {}
     prompts = [MPI_TEMPLATE.format(item=text) for text, _, _ in items]
     for s in range(0, len(prompts), 16):
-        enc = _encode(tok, prompts[s : s + 16], persona, chat)
+        enc = _encode(tok, prompts[s : s + 16], persona, chat, _device(model))
         logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, -1].float()
         if processor is not None:
             logits = processor(enc["input_ids"], logits)
-        p = logits[:, letters].softmax(-1)
-        exp = (p * values).sum(-1)
+        p = logits[:, letters].float().softmax(-1)
+        exp = (p * values.to(p.device)).sum(-1)
         for (_, trait, key), e in zip(items[s : s + 16], exp.tolist(), strict=True):
             per.setdefault(trait, []).append(e if key == 1 else 6.0 - e)
     out = {}

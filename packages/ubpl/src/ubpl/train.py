@@ -81,15 +81,25 @@ def train_lm(cfg: TrainLMCommand) -> dict:
     }
 
 
-def load_model(base: str):
-    """``(model, tokenizer)``: a ``train-lm`` run folder, ``smollm2``, a model folder or a hub id (eval mode)."""
+def load_model(base: str, dtype: str = "float32", device: str = "cpu"):
+    """``(model, tokenizer)``: a ``train-lm`` run folder, ``smollm2``, a model folder or a hub id (eval mode), in
+    ``dtype`` on ``device`` (``auto``: cuda when available). Inputs follow the model's device in ubpl.evaluate."""
+    from tenfold_core.errors import ConfigError
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"model.device={device}: no CUDA device here (use cpu or auto)")
     p = Path(base)
     if (p / "config.json").is_file() and (p / "tokenizer").is_dir():
         from transformers import AutoTokenizer
 
         from tenfold_core.models import load_run
 
-        return load_run(p).model.eval(), AutoTokenizer.from_pretrained(str(p / "tokenizer"))
-    from tenfold_core.llm import load_causal_lm
+        model, tok = load_run(p).model.eval(), AutoTokenizer.from_pretrained(str(p / "tokenizer"))
+        model = model.to(dtype=getattr(torch, dtype))
+    else:
+        from tenfold_core.llm import load_causal_lm
 
-    return load_causal_lm(base)
+        model, tok = load_causal_lm(base, dtype=getattr(torch, dtype))
+    return model.to(device), tok

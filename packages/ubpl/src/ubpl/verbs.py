@@ -51,7 +51,7 @@ def make_corpus(cfg: MakeCorpusCommand) -> dict:
     else:
         from ubpl.train import load_model
 
-        model, tok = load_model(cfg.model)
+        model, tok = load_model(cfg.model, cfg.dtype, cfg.device)
         rows = llm_corpus(model, tok, sits, cfg.traits, cfg.per_situation, cfg.max_new_tokens, cfg.temperature,
                           cfg.seed)  # fmt: skip
     write_corpus(rows, cfg.out)
@@ -69,7 +69,7 @@ def generate(cfg: GenerateCommand) -> dict:
     from ubpl.train import load_model
 
     lex = load_lexicon(cfg.lexicon)
-    model, tok = load_model(cfg.model.base)
+    model, tok = load_model(cfg.model.base, cfg.model.dtype, cfg.model.device)
     proc = build_processor(lex, tok, cfg.steer, model.config.vocab_size)
     streamer = TextStreamer(tok, skip_prompt=True, skip_special_tokens=True) if cfg.stream else None
     t0 = time.perf_counter()
@@ -120,7 +120,7 @@ def evaluate(cfg: EvaluateCommand) -> dict:
     from ubpl.train import load_model
 
     lex = load_lexicon(cfg.lexicon)
-    model, tok = load_model(cfg.model.base)
+    model, tok = load_model(cfg.model.base, cfg.model.dtype, cfg.model.device)
     proc = build_processor(lex, tok, cfg.steer, model.config.vocab_size)
     lam = parse_lambdas(cfg.steer.lambdas)
     res = run_condition(model, tok, lex, _prompts(cfg.prompts), load_items(cfg.items), proc, cfg.persona,
@@ -140,7 +140,7 @@ def compare(cfg: CompareCommand) -> dict:
     from ubpl.train import load_model
 
     lex = load_lexicon(cfg.lexicon)
-    model, tok = load_model(cfg.model.base)
+    model, tok = load_model(cfg.model.base, cfg.model.dtype, cfg.model.device)
     prompts, items = _prompts(cfg.prompts), load_items(cfg.items)
     sign = 1 if cfg.level == "high" else -1
     steer = SteerConfig(lambdas=f"{cfg.trait}={sign}", gamma=cfg.gamma)
