@@ -1,6 +1,7 @@
 """Overhead of tenfold_core.train (Lightning) over a raw PyTorch loop: same model, data, optimizer, steps.
 
-Prints, side by side in one run (median of interleaved repeats):
+Prints, side by side in one run (median of interleaved repeats; columns raw torch, bare Lightning = a minimal
+LightningModule on a ``lightning.Trainer`` with no callbacks/loggers, and tenfold_core ``fit``):
 - steady-state time per step (first 20 steps excluded) and the overhead ratio (goal: <= 1.03 on CPU),
 - whole-run wall time including Trainer set-up, checkpointing and export.
 - a tiny 50-step run (a 16-32-2 MLP, batch 16, one validation pass): ``fit``'s wall time with its default
@@ -12,6 +13,7 @@ Run: OMP_NUM_THREADS=1 python bench/train_overhead.py [--steps 300]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -60,6 +62,36 @@ class Stamps(L.Callback):
 
     def on_train_batch_end(self, *a):
         self.t.append(time.perf_counter())
+
+
+class BareModule(L.LightningModule):
+    """The floor: a minimal LightningModule (no logging), plain AdamW."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = model()
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self.model(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.model.parameters(), lr=1e-3)
+
+
+def bare_lightning_loop(ds, steps, batch):
+    """A bare ``lightning.Trainer``: no callbacks, loggers, checkpoints or progress bar; same model/data/steps."""
+    stamps = Stamps()
+    with tempfile.TemporaryDirectory() as d:
+        trainer = L.Trainer(
+            default_root_dir=d, accelerator="cpu", devices=1, max_epochs=1, max_steps=steps, logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[stamps],
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        trainer.fit(BareModule(), make_dataloader(ds, batch, shuffle=True))
+        total = time.perf_counter() - t0
+    t = stamps.t
+    return (t[-1] - t[WARMUP]) / (len(t) - 1 - WARMUP), total
 
 
 def tenfold_loop(ds, steps, batch):
@@ -130,19 +162,29 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
     ds = dataset(a.steps, a.batch)
-    raw, ours = [], []
-    for _ in range(a.repeats):
+    raw, bare, ours = [], [], []
+    bare_lightning_loop(ds, min(a.steps, WARMUP + 5), a.batch)  # Lightning's lazy imports, outside the timing
+    for _ in range(a.repeats):  # interleaved: raw, bare Lightning, tenfold_core in every repeat
         raw.append(raw_loop(ds, a.steps, a.batch))
+        bare.append(bare_lightning_loop(ds, a.steps, a.batch))
         ours.append(tenfold_loop(ds, a.steps, a.batch))
-    r_step = statistics.median(x[0] for x in raw)
-    o_step = statistics.median(x[0] for x in ours)
-    r_tot = statistics.median(x[1] for x in raw)
-    o_tot = statistics.median(x[1] for x in ours)
-    print(f"threads={torch.get_num_threads()} steps={a.steps} batch={a.batch} repeats={a.repeats}")
-    print(f"{'':24s}{'raw torch':>12s}{'tenfold_core':>14s}{'ratio':>8s}")
-    print(f"{'ms / step (steady)':24s}{r_step * 1e3:12.3f}{o_step * 1e3:14.3f}{o_step / r_step:8.3f}")
-    print(f"{'whole run (s)':24s}{r_tot:12.2f}{o_tot:14.2f}{o_tot / r_tot:8.3f}")
-    print(f"steady-state overhead: {100 * (o_step / r_step - 1):+.1f}% (goal <= +3%)")
+    r_step, b_step, o_step = (statistics.median(x[0] for x in v) for v in (raw, bare, ours))
+    r_tot, b_tot, o_tot = (statistics.median(x[1] for x in v) for v in (raw, bare, ours))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"threads={torch.get_num_threads()} steps={a.steps} batch={a.batch} repeats={a.repeats} load={load:.1f}"
+    )
+    print(
+        f"{'':24s}{'raw torch':>12s}{'bare Lightning':>16s}{'tenfold_core':>14s}{'bare/raw':>10s}{'ours/raw':>10s}"
+    )
+    print(f"{'ms / step (steady)':24s}{r_step * 1e3:12.3f}{b_step * 1e3:16.3f}{o_step * 1e3:14.3f}"
+          f"{b_step / r_step:10.3f}{o_step / r_step:10.3f}")  # fmt: skip
+    print(
+        f"{'whole run (s)':24s}{r_tot:12.2f}{b_tot:16.2f}{o_tot:14.2f}{b_tot / r_tot:10.3f}{o_tot / r_tot:10.3f}"
+    )
+    print(f"steady-state overhead: {100 * (o_step / r_step - 1):+.1f}% (goal <= +3%); Lightning's floor "
+          f"{100 * (b_step / r_step - 1):+.1f}%, ours over bare Lightning {100 * (o_step / b_step - 1):+.1f}% "
+          f"({(o_step - b_step) * 1e3:+.3f} ms/step)")  # fmt: skip
     raw_s, first, second = tiny_start()
     print(f"tiny 50-step run: raw {raw_s:.2f} s, fit first {first:.2f} s (+{first - raw_s:.2f}), "
           f"fit again {second:.2f} s (+{second - raw_s:.2f}) (goal: within +1.5 s)")  # fmt: skip
