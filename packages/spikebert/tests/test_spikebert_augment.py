@@ -89,7 +89,13 @@ def test_character_units_for_chinese():
 
 
 def test_config_validation():
-    for bad in ({"factor": 0}, {"p_mask": 1.5}, {"p_mask": 0.6, "p_pos": 0.6}, {"max_ngram": 0}):
+    for bad in (
+        {"factor": 0},
+        {"factor": 10**6},
+        {"p_mask": 1.5},
+        {"p_mask": 0.6, "p_pos": 0.6},
+        {"max_ngram": 0},
+    ):
         with pytest.raises(ValueError, match="data.augment"):
             AugmentConfig(**bad)
 

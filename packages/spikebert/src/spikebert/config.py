@@ -214,6 +214,8 @@ class AugmentConfig:
 
     def __post_init__(self):
         _positive("data.augment.factor", self.factor)
+        if self.factor > 1000:
+            raise ValueError(f"data.augment.factor must be <= 1000, got {self.factor}")
         _positive("data.augment.max_ngram", self.max_ngram)
         _positive("data.augment.pos_classes", self.pos_classes)
         for k in ("p_mask", "p_pos", "p_ngram"):
