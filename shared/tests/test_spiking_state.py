@@ -91,13 +91,19 @@ def test_monitor_sees_heaviside_encoder():
     assert set(mon.rates()) == {"0", "1"} and 0.3 < mon.rates()["0"] < 0.7
 
 
-@pytest.mark.parametrize("N", [2048 * 2 + 77, 2048 * 3])
+@pytest.mark.parametrize("T, extra", [(4, 77), (300, 0)])
 @pytest.mark.parametrize("v_reset", [0.0, None])
-def test_fused_matches_reference_across_chunks(N, v_reset):
+def test_fused_matches_reference_across_chunks(T, extra, v_reset):
     if "fast" not in F.available_backends():
         pytest.skip("no fused CPU kernel")
+    from tenfold_core.spiking import _cpu_kernel
+
+    # T=4: 2 full forward/backward chunks + a partial one; T=300: the backward's chunk shrinks (T * chunk buffer)
+    chunk = _cpu_kernel.plan(T, 1 << 30, 1, backward=True)[0]
+    N = (2 * chunk + extra) if T == 4 else 3 * chunk
+    assert _cpu_kernel.plan(T, N, 1, backward=True)[0] < N
     torch.manual_seed(3)
-    x = (torch.randn(4, N) * 2).requires_grad_(True)
+    x = (torch.randn(T, N) * 2).requires_grad_(True)
     xr = x.detach().clone().requires_grad_(True)
     s, v = lif_multi_step(x, v_reset=v_reset, backend="fast", return_v=True)
     sr, vr = lif_multi_step(xr, v_reset=v_reset, backend="reference", return_v=True)
@@ -144,3 +150,26 @@ def test_import_is_cheap_and_does_not_touch_numba_config():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_fused_two_workers_match_reference():
+    if "fast" not in F.available_backends():
+        pytest.skip("no fused CPU kernel")
+    from tenfold_core.spiking import _cpu_kernel
+
+    assert _cpu_kernel.plan(6, 20000, 2, backward=True)[1] == 2  # two workers share the chunks
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        torch.manual_seed(5)
+        x = (torch.randn(6, 20000) * 2).requires_grad_(True)
+        xr = x.detach().clone().requires_grad_(True)
+        g = torch.randn(6, 20000)
+        s = lif_multi_step(x, backend="fast", detach_reset=False)
+        sr = lif_multi_step(xr, backend="reference", detach_reset=False)
+        (s * g).sum().backward()
+        (sr * g).sum().backward()
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(s, sr)
+    torch.testing.assert_close(x.grad, xr.grad)

@@ -1,10 +1,15 @@
 """Fused multi-step LIF/IF kernels for CPU, compiled with numba (``parallel=True``, on-disk cache).
 
-Layout: ``x`` is ``[T, N]`` C-contiguous. Work is split over N in chunks of ``CHUNK`` elements (chunks in
-parallel); inside a chunk the time loop is outermost and the element loop innermost over row slices, so the inner
-loop is a unit-stride stream that LLVM vectorises (checked: packed AVX ops in both row loops) and the membrane
-state of a chunk stays in L1. ``error_model="numpy"`` removes the per-division zero check that blocked
-vectorisation; the surrogate is evaluated in its own row pass so its ``sid`` branch sits outside the loops.
+Layout: ``x`` is ``[T, N]`` C-contiguous. Work is split over N in chunks (``plan``: up to 65536 elements, so each
+row slice is a long unit-stride stream; workers take chunks round-robin, one workspace each, passed in by the
+caller so no call allocates inside the kernel). Inside a chunk the time loop is outermost and the element loop
+innermost over row slices, a stream that LLVM vectorises. ``error_model="numpy"`` removes the per-division zero
+check that blocked vectorisation; branches on the surrogate id sit outside the element loops.
+
+The forward writes spikes (and the membrane if asked) and nothing else. The backward recomputes ``H`` of a chunk
+for all T steps into its workspace (the same expressions in the same order, so bit-identical to the forward),
+then sweeps T in reverse with the surrogate slope and the gradient in one pass per row: the autograd function
+saves only the input.
 
 All arithmetic is done in the dtype of ``x`` (float32 or float64): scalars arrive in a ``params`` array of that
 dtype, so no float64 literal promotes a float32 expression. The charge/fire/reset expressions are written in the
@@ -14,7 +19,7 @@ same operation order as the reference implementation, so spikes are bit-identica
     0 tau, 1 v_threshold, 2 v_reset (0 for soft reset), 3 input gain (1/tau if decay_input else 1),
     4 carry gain (1 - 1/tau for LIF, 1 for IF), 5 surrogate constant c1, 6 surrogate constant c2, 7 one, 8 zero.
 ``iparams`` (int64): 0 charge mode (0 LIF decay_input, 1 LIF no decay_input, 2 IF), 1 hard reset (1/0),
-    2 detach_reset (1/0), 3 surrogate id, 4 has_v0, 5 store_h, 6 store_v, 7 has_gv.
+    2 detach_reset (1/0), 3 surrogate id, 4 has_v0, 5 need_grad (informational), 6 store_v, 7 has_gv.
 """
 
 from __future__ import annotations
@@ -52,9 +57,6 @@ def threading_layer():
     finally:
         numba.config.THREADING_LAYER = before
         _layer_chosen = True
-
-
-CHUNK = 2048
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -134,60 +136,89 @@ def lif_forward(x, v0, params, iparams, out_s, out_v, ws):  # pragma: no cover -
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _sg_row(hr, out, vth, sid, c1, c2, one, zero):  # pragma: no cover - compiled
-    # surrogate derivative of (h - vth) for one row; the sid branch sits outside the loops so each loop vectorises
-    n = hr.shape[0]
-    if sid == 0:
-        for j in range(n):
-            s = one / (one + math.exp(-((hr[j] - vth) * c1)))
-            out[j] = (one - s) * s * c1
-    elif sid == 1:
-        for j in range(n):
-            w = (hr[j] - vth) * c1
-            out[j] = c2 / (one + w * w)
-    elif sid == 2:
-        for j in range(n):
-            g = c1 - c2 * abs(hr[j] - vth)
-            out[j] = g if g > zero else zero
-    elif sid == 3:
-        for j in range(n):
-            w = c1 + abs(hr[j] - vth)
-            out[j] = one / (c2 * w * w)
-    elif sid == 4:
-        for j in range(n):
-            w = (hr[j] - vth) * c1
-            out[j] = c2 * math.exp(-(w * w))
+def _gstep(h, sg, gs, gv, vth, vr, gin, gcarry, one, zero, hard, detach):  # pragma: no cover - compiled
+    # one element of one reverse step: (dX, carry to step t-1) from H, the surrogate slope and the incoming grads
+    if hard:
+        rg = zero if h >= vth else one
+        if not detach:
+            rg = rg + (vr - h) * sg
     else:
-        for j in range(n):
-            out[j] = c2 * math.exp(-(c1 * abs(hr[j] - vth)))
+        rg = one if detach else one - vth * sg
+    gh = gs * sg + gv * rg
+    return gh * gin, gh * gcarry
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _bwd_row(
-    hr, sgr, gsr, gvr, gxr, carry, vth, vr, gin, gcarry, one, zero, hard, detach, has_gv
-):  # pragma: no cover
-    for j in range(hr.shape[0]):
-        h = hr[j]
-        sg = sgr[j]
-        if hard:
-            rg = zero if h >= vth else one
-            if not detach:
-                rg = rg + (vr - h) * sg
-        else:
-            rg = one if detach else one - vth * sg
-        gv = carry[j]
-        if has_gv:
-            gv = gv + gvr[j]
-        gh = gsr[j] * sg + gv * rg
-        gxr[j] = gh * gin
-        carry[j] = gh * gcarry
+    hr, gsr, gvr, gxr, carry, vth, vr, gin, gcarry, sid, c1, c2, one, zero, hard, detach, has_gv
+):  # pragma: no cover - compiled
+    # one reverse step for one chunk, surrogate fused in; the sid branch sits outside the loops so each vectorises
+    n = hr.shape[0]
+    if sid == 0:
+        for j in range(n):
+            h = hr[j]
+            s = one / (one + math.exp(-((h - vth) * c1)))
+            gv = carry[j] + gvr[j] if has_gv else carry[j]
+            gxr[j], carry[j] = _gstep(
+                h, (one - s) * s * c1, gsr[j], gv, vth, vr, gin, gcarry, one, zero, hard, detach
+            )
+    elif sid == 1:
+        for j in range(n):
+            h = hr[j]
+            w = (h - vth) * c1
+            gv = carry[j] + gvr[j] if has_gv else carry[j]
+            gxr[j], carry[j] = _gstep(
+                h, c2 / (one + w * w), gsr[j], gv, vth, vr, gin, gcarry, one, zero, hard, detach
+            )
+    elif sid == 2:
+        for j in range(n):
+            h = hr[j]
+            g = c1 - c2 * abs(h - vth)
+            gv = carry[j] + gvr[j] if has_gv else carry[j]
+            gxr[j], carry[j] = _gstep(
+                h, g if g > zero else zero, gsr[j], gv, vth, vr, gin, gcarry, one, zero, hard, detach
+            )
+    elif sid == 3:
+        for j in range(n):
+            h = hr[j]
+            w = c1 + abs(h - vth)
+            gv = carry[j] + gvr[j] if has_gv else carry[j]
+            gxr[j], carry[j] = _gstep(
+                h, one / (c2 * w * w), gsr[j], gv, vth, vr, gin, gcarry, one, zero, hard, detach
+            )
+    elif sid == 4:
+        for j in range(n):
+            h = hr[j]
+            w = (h - vth) * c1
+            gv = carry[j] + gvr[j] if has_gv else carry[j]
+            gxr[j], carry[j] = _gstep(
+                h, c2 * math.exp(-(w * w)), gsr[j], gv, vth, vr, gin, gcarry, one, zero, hard, detach
+            )
+    else:
+        for j in range(n):
+            h = hr[j]
+            gv = carry[j] + gvr[j] if has_gv else carry[j]
+            gxr[j], carry[j] = _gstep(
+                h,
+                c2 * math.exp(-(c1 * abs(h - vth))),
+                gsr[j],
+                gv,
+                vth,
+                vr,
+                gin,
+                gcarry,
+                one,
+                zero,
+                hard,
+                detach,
+            )
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def lif_backward(x, v0, g_s, g_v, params, iparams, g_x, g_v0, ws):  # pragma: no cover - compiled
-    # ws: workspace [workers, T + 3, chunk]: rows 0..T-1 the recomputed H, then membrane, surrogate, carry
+    # ws: workspace [workers, T + 3, chunk]: rows 0..T-1 the recomputed H, then membrane, (unused), carry
     # per chunk: recompute H for all T steps into a chunk-local buffer (the forward saved nothing but x), then
-    # sweep T in reverse: surrogate row, then the gradient row. Memory traffic: read x and dS, write dX.
+    # sweep T in reverse (surrogate slope and gradient in one pass per row). Memory traffic: read x and dS, write dX.
     T, N = x.shape
     tau = params[0]
     vth = params[1]
@@ -210,7 +241,6 @@ def lif_backward(x, v0, g_s, g_v, params, iparams, g_x, g_v0, ws):  # pragma: no
     for w in prange(nworkers):
         hbuf = ws[w]
         vbuf = hbuf[T]
-        sgbuf = hbuf[T + 1]
         cbuf = hbuf[T + 2]
         for c in range(w, nchunks, nworkers):
             lo = c * chunk
@@ -228,14 +258,11 @@ def lif_backward(x, v0, g_s, g_v, params, iparams, g_x, g_v0, ws):  # pragma: no
                 )  # fmt: skip
             carry = cbuf[:n]
             carry[:] = zero
-            sg = sgbuf[:n]
             for t in range(T - 1, -1, -1):
-                hr = hbuf[t, :n]
-                _sg_row(hr, sg, vth, sid, c1, c2, one, zero)
                 gvr = g_v[t, lo:hi] if has_gv else g_v[0, 0:1]
                 _bwd_row(
-                    hr, sg, g_s[t, lo:hi], gvr, g_x[t, lo:hi], carry, vth, vr, gin, gcarry, one, zero, hard,
-                    detach, has_gv,
+                    hbuf[t, :n], g_s[t, lo:hi], gvr, g_x[t, lo:hi], carry, vth, vr, gin, gcarry, sid, c1, c2, one,
+                    zero, hard, detach, has_gv,
                 )  # fmt: skip
             g_v0[lo:hi] = carry
 
