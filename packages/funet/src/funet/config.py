@@ -365,6 +365,9 @@ class DemoCommand:
     out: str = arg("runs/funet-demo", help="metrics.json, report.md and PNGs go here")
     seeds: int = arg(1, help="training seeds per model (mean and spread reported when > 1)")
     train_preset: str = arg("demo", help="preset whose train section every model starts from")
+    ablations: bool = arg(
+        False, help="also train FUnet without the gate and with gated_mean fusion (two more runs per seed)"
+    )
     threads: int | None = arg(None, help="torch CPU threads (default: torch's)")
 
     def __post_init__(self):
