@@ -290,3 +290,50 @@ def test_training_verbs_check_out_dir_and_devices_before_running(tmp_path, capsy
     assert not ran  # the verb never started
     app.main(["fit", "--train.out_dir", str(tmp_path / "ok"), "--train.accelerator", "cpu"])
     assert len(ran) == 1
+
+
+# ---------------------------------------------------------------------------------- lazy verbs, one output style
+@dataclass
+class _Verb:
+    n: int = arg(2, help="n")
+
+
+def test_lazy_run_target_imports_on_call_and_prints_json(tmp_path, monkeypatch, capsys):
+    mod = tmp_path / "lazy_verb_mod.py"
+    mod.write_text(
+        "import math\nCALLS = []\ndef go(cfg):\n    CALLS.append(cfg.n)\n"
+        "    return {'n': cfg.n, 'bad': math.nan, 'path': __import__('pathlib').Path('a')}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = App("lz")
+    app.command("go", _Verb, help="run lazily", run="lazy_verb_mod:go")
+    assert "lazy_verb_mod" not in sys.modules  # registering imports nothing
+    assert "run lazily" in app._parser().format_help()
+    res = app.run(["go", "--n", "5"])
+    out = capsys.readouterr().out
+    assert res["n"] == 5 and sys.modules["lazy_verb_mod"].CALLS == [5]
+    assert yaml.safe_load(out) == {"n": 5, "bad": None, "path": "a"}  # NaN is null, default=str
+    assert out.startswith('{\n  "n": 5')  # indent 2
+    with pytest.raises(ValueError, match="package.module:function"):
+        app.command("bad", _Verb, run="no_colon")
+
+
+def test_decorator_form_prints_returned_dict_and_show_picks_what_is_printed(capsys, monkeypatch):
+    app = App("dc")
+
+    @app.command("a", _Verb, help="a")
+    def a(cfg):
+        return {"twice": cfg.n * 2}
+
+    app.command(
+        "b", _Verb, help="b", run="tenfold_core.cli:config_to_dict", show=lambda r, cfg: f"n is {r['n']}"
+    )
+    app.command("c", _Verb, help="c", run="tenfold_core.cli:config_to_dict", show=lambda r, cfg: None)
+    assert app.run(["a", "--n", "3"]) == {"twice": 6}
+    assert yaml.safe_load(capsys.readouterr().out) == {"twice": 6}
+    assert app.run(["b"]) == {"n": 2} and capsys.readouterr().out == "n is 2\n"
+    assert app.run(["c"]) == {"n": 2} and capsys.readouterr().out == ""
+    monkeypatch.setenv("LOCAL_RANK", "1")  # other ranks print nothing
+    app.run(["a"])
+    assert capsys.readouterr().out == ""
+    assert app.main(["a"]) == 0

@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
+import math
 import os
 import sys
 import types
@@ -43,6 +45,7 @@ from tenfold_core.errors import ConfigError, UserError
 
 __all__ = [
     "App",
+    "emit",
     "arg",
     "parse_config",
     "config_to_dict",
@@ -428,6 +431,53 @@ class _Command:
     fn: Callable[[Any], Any]
     help: str
     trains: bool = False
+    show: Callable[[Any, Any], Any] | None = None
+
+
+def _lazy(target: str) -> Callable[[Any], Any]:
+    """``"pkg.module:function"`` -> a function that imports the module on its first call (keeps ``--help`` cheap)."""
+    mod, sep, attr = target.partition(":")
+    if not sep or not mod or not attr:
+        raise ValueError(f"run target must be 'package.module:function', got {target!r}")
+
+    def call(cfg: Any) -> Any:
+        import importlib
+
+        fn: Any = importlib.import_module(mod)
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+        return fn(cfg)
+
+    call.__name__ = attr.split(".")[-1]
+    call.__qualname__ = target
+    return call
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf -> None (bare NaN is not JSON), recursively through dicts, lists and tuples."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _is_rank_zero() -> bool:
+    return all(os.environ.get(k, "0") in ("", "0") for k in ("LOCAL_RANK", "RANK"))
+
+
+def emit(result: Any) -> Any:
+    """The one output style of every verb: a dict/list printed as JSON (indent 2, ``default=str``, NaN as null) on
+    stdout, a string as it is, on rank 0 only; anything else prints nothing. Returns ``result``."""
+    if not _is_rank_zero() or result is None:
+        return result
+    if isinstance(result, str):
+        sys.stdout.write(result if result.endswith("\n") else result + "\n")
+    elif isinstance(result, (dict, list, tuple)):
+        sys.stdout.write(json.dumps(_json_safe(result), indent=2, default=str) + "\n")
+    return result
 
 
 class App:
@@ -447,16 +497,30 @@ class App:
         self.package = package
         self.commands: dict[str, _Command] = {}
 
-    def command(self, name: str, config: type, help: str = "", trains: bool = False) -> Callable:
+    def command(
+        self,
+        name: str,
+        config: type,
+        help: str = "",
+        trains: bool = False,
+        run: str | None = None,
+        show: Callable[[Any, Any], Any] | None = None,
+    ) -> Callable:
+        """Register a verb. ``run="pkg.module:function"`` registers it at once, importing the module only when the
+        verb runs (``X --help`` stays cheap); without ``run`` this is a decorator for the verb function. What the
+        function returns is printed by :func:`emit` (a dict/list as JSON); ``show(result, cfg)``, when given, picks
+        what is printed instead (``None``: nothing). :meth:`run` returns the function's result itself."""
         if not _is_dataclass_type(config):
             raise TypeError("config must be a dataclass type")
 
         def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
             self.commands[name] = _Command(
-                name, config, fn, help or (fn.__doc__ or "").strip().split("\n")[0], trains
+                name, config, fn, help or (fn.__doc__ or "").strip().split("\n")[0], trains, show
             )
             return fn
 
+        if run is not None:
+            return deco(_lazy(run))
         return deco
 
     @property
@@ -527,7 +591,9 @@ class App:
             return None
         if cmd.trains:
             check_training_sections(cfg)
-        return cmd.fn(cfg)
+        result = cmd.fn(cfg)
+        emit(cmd.show(result, cfg) if cmd.show is not None else result)
+        return result
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Console-script entry point: user errors -> one line on stderr and exit 2."""

@@ -13,44 +13,19 @@ app = App(
     package="dcks",
 )
 
-
-@app.command("train", TrainCommand, help="train DCKS (checkpoint selected on dev)", trains=True)
-def train(cfg: TrainCommand):
-    from dcks.train import run_train
-
-    return _show(run_train(cfg))
-
-
-@app.command(
-    "evaluate", EvaluateCommand, help="PPL (corpus + mean sentence), emotion acc, Dist, BLEU, ROUGE-L"
-)
-def evaluate(cfg: EvaluateCommand):
-    from dcks.evaluate import run_evaluate
-
-    return _show(run_evaluate(cfg))
-
-
-@app.command("chat", ChatCommand, help="reply + predicted emotion + ranked relations (stdin or --input FILE)")
-def chat(cfg: ChatCommand):
-    from dcks.evaluate import run_chat
-
-    run_chat(cfg)
-    return 0
-
-
-@app.command("demo", DemoCommand, help="offline CPU demo: tiny BART on synthetic empathetic dialogues")
-def demo(cfg: DemoCommand):
-    from dcks.demo import run_demo
-
-    return _show(run_demo(cfg))
-
-
-def _show(result) -> int:
-    import json
-
-    print(json.dumps(result, indent=2, default=str))
-    return 0
-
+app.command("train", TrainCommand, help="train DCKS (checkpoint selected on dev)", trains=True,
+            run="dcks.train:run_train")  # fmt: skip
+app.command("evaluate", EvaluateCommand, help="PPL (corpus + mean sentence), emotion acc, Dist, BLEU, ROUGE-L",
+            run="dcks.evaluate:run_evaluate")  # fmt: skip
+app.command(
+    "chat",
+    ChatCommand,
+    help="reply + predicted emotion + ranked relations (stdin or --input FILE)",
+    run="dcks.evaluate:run_chat",
+    show=lambda result, cfg: None,
+)  # fmt: skip  (chat prints its replies)
+app.command("demo", DemoCommand, help="offline CPU demo: tiny BART on synthetic empathetic dialogues",
+            run="dcks.demo:run_demo")  # fmt: skip
 
 main = app.main
 

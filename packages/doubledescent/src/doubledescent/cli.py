@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import sys
 
 from tenfold_core.cli import App
 
@@ -26,12 +23,14 @@ app = App(
     version=__version__,
     package="doubledescent",
 )
+
 _quiet = [0]
 
 
 @contextlib.contextmanager
 def quiet():
-    """Verbs called inside this block (the demo calling sweep and report) return their results without printing."""
+    """Kept for callers of the verb functions (the demo calling sweep and report): the functions return their
+    results and never print; the App prints a verb's result (JSON, rank 0) only when it runs from the command line."""
     _quiet[0] += 1
     try:
         yield
@@ -39,21 +38,8 @@ def quiet():
         _quiet[0] -= 1
 
 
-def _emit(result: dict) -> dict:
-    """Print a verb's result as one JSON object on stdout (rank 0 only; NaN/inf as null) and return it."""
-    if is_rank_zero() and result and not _quiet[0]:
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
-        sys.stdout.write(json.dumps(clean, indent=1, default=str) + "\n")
-    return result
-
-
-@app.command(
-    "train", TrainCommand, help="train one unit (model width, noise, seed) into a run folder", trains=True
-)
-def train(cfg: TrainCommand) -> dict:
-    from .train import run_train
-
-    return _emit(run_train(cfg))
+app.command("train", TrainCommand, help="train one unit (model width, noise, seed) into a run folder", trains=True,
+            run="doubledescent.train:run_train")  # fmt: skip
 
 
 @app.command(
@@ -70,7 +56,7 @@ def sweep(cfg: SweepCommand) -> dict:
     if not is_rank_zero():
         return {}
     metrics = write_report(run, threshold_acc=cfg.threshold_acc)
-    return _emit({"results": str(run / "results.csv"), "report": str(run / "report.md"), **metrics})
+    return {"results": str(run / "results.csv"), "report": str(run / "report.md"), **metrics}
 
 
 @app.command(
@@ -79,28 +65,24 @@ def sweep(cfg: SweepCommand) -> dict:
 def evaluate(cfg: EvaluateCommand) -> dict:
     from .evaluate import evaluate_run
 
-    return _emit(evaluate_run(cfg.run_dir, cfg.knn_k, cfg.knn_metric))
+    return evaluate_run(cfg.run_dir, cfg.knn_k, cfg.knn_metric)
 
 
 @app.command("report", ReportCommand, help="plots, report.md and headline numbers from a run folder")
 def report(cfg: ReportCommand) -> dict:
     from .report import write_report
 
-    return _emit(write_report(cfg.run_dir, cfg.out, cfg.threshold_acc))
+    return write_report(cfg.run_dir, cfg.out, cfg.threshold_acc)
 
 
 @app.command("tsne", TsneCommand, help="t-SNE of learned features for a few widths of a sweep's stored units")
 def tsne(cfg: TsneCommand) -> dict:
     from .tsne import feature_tsne
 
-    return _emit({"png": str(feature_tsne(cfg))})
+    return {"png": str(feature_tsne(cfg))}
 
 
-@app.command("demo", DemoCommand, help="offline CPU demo: the sweep and report verbs with the demo preset")
-def demo(cfg: DemoCommand) -> dict:
-    from .demo import run_demo
-
-    return _emit(run_demo(cfg))
-
+app.command("demo", DemoCommand, help="offline CPU demo: the sweep and report verbs with the demo preset",
+            run="doubledescent.demo:run_demo")  # fmt: skip
 
 main = app.main
