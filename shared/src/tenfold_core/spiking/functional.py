@@ -14,10 +14,13 @@ Three implementations, selected by ``backend``:
 
 - ``"reference"``: a readable Python loop over T on torch ops with :func:`~tenfold_core.spiking.heaviside`
   (the oracle of the tests; any device and dtype).
-- ``"fast"``: a custom ``autograd.Function`` that saves only ``H`` (``[T, N]``) for backward and runs fused
-  kernels: numba on CPU (float32/float64), Triton on CUDA (float16/bfloat16/float32). If the kernel cannot be
-  *built* (numba/Triton missing, a compile error), it warns once and falls back to the reference for the rest of
-  the process; an error while it runs (out of memory, a bad input) is re-raised, never hidden by a fallback.
+- ``"fast"``: a custom ``autograd.Function`` running fused kernels: numba on CPU (float32/float64; saves only its
+  input, the backward recomputes ``H``; outputs come from a cache of large buffers, see :mod:`._buffers`), Triton
+  on CUDA (float16/bfloat16/float32; saves ``H`` in the input dtype). Because the CPU path saves its input,
+  modifying that input in place before ``backward`` raises autograd's usual "modified by an inplace operation"
+  error. If a kernel cannot be *built* (numba/Triton missing, a compile error, in the forward or the backward), it
+  warns once and falls back to the reference for the rest of the process; an error while it runs (out of memory, a
+  bad input) is re-raised, never hidden by a fallback.
   Without numba (``pip install tenfold-core[spiking]`` adds it) CPU neurons use the reference kernel, after one
   warning naming the extra: results are the same, only slower.
 - ``"auto"`` (default): ``"fast"`` when a fused kernel exists for the tensor's device and dtype, else
