@@ -203,3 +203,20 @@ def test_load_text_data_sources(tmp_path):
     )
     with pytest.raises(ValueError, match="negation_prob"):
         TextDataConfig(negation_prob=1.5)
+
+
+def test_shared_tokenizer_helpers(tmp_path):
+    from tenfold_core.data import build_tokenizer, encoder_path, load_run_tokenizer
+    from tenfold_core.data.tokenizers import make_loader
+
+    texts = ["good film", "bad film", "not good at all"]
+    tok = build_tokenizer("tiny", texts, 8)
+    dl = make_loader(texts, [1, 0, 0], tok, 2, 8)
+    batch = next(iter(dl))
+    assert set(batch) == {"input_ids", "attention_mask", "labels"} and batch["input_ids"].shape[1] <= 8
+    assert encoder_path("bert-base-uncased") == "bert-base-uncased" and encoder_path("minilm") != "minilm"
+    with pytest.raises(DataError, match="not a run written by mypkg train"):
+        load_run_tokenizer(tmp_path, "mypkg train")
+    tok.save_pretrained(str(tmp_path / "tokenizer"))
+    again = load_run_tokenizer(tmp_path)
+    assert again("good film")["input_ids"] == tok("good film")["input_ids"]

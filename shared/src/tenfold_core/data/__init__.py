@@ -20,10 +20,14 @@ from tenfold_core.data.text import (
     split_indices,
     write_tsv,
 )
+from tenfold_core.data.tokenizers import build_tokenizer, encoder_path, load_run_tokenizer
 
 __all__ = [
     "HUB_ALIASES",
     "load_text_data",
+    "build_tokenizer",
+    "encoder_path",
+    "load_run_tokenizer",
     "make_text_dataloader",
     "LengthBucketSampler",
     "check_labels",
