@@ -231,3 +231,19 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     # each DDP rank sees half the data: half the optimizer steps per epoch
     assert r.stdout.count("rank 0") == single.stdout.count("rank 0") // 2
+
+
+def test_shared_attack_section_validates_and_builds_the_protocol():
+    from tenfold_core.attack import USE_THRESHOLD
+    from tenfold_core.config import AttackConfig
+
+    with pytest.raises(ValueError, match="attack.recipe"):
+        AttackConfig(recipe="nope")
+    with pytest.raises(ValueError, match="attack.eot"):
+        AttackConfig(eot=0)
+    with pytest.raises(ValueError, match="attack.max_rate"):
+        AttackConfig(max_rate=0)
+    p = AttackConfig(recipe="pwws", k=7, max_rate=0.2, n_examples=3, seed=5).protocol()
+    assert (p.k, p.max_modification_rate, p.n_examples, p.seed) == (7, 0.2, 3, 5)
+    assert p.similarity_threshold == USE_THRESHOLD
+    assert AttackConfig(similarity_threshold=0.5).protocol().similarity_threshold == 0.5

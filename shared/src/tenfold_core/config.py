@@ -14,7 +14,15 @@ from typing import Literal
 
 from tenfold_core.cli import arg
 
-__all__ = ["OptimConfig", "TrainConfig", "TextDataConfig", "PRECISIONS", "parse_devices"]
+__all__ = [
+    "OptimConfig",
+    "TrainConfig",
+    "TextDataConfig",
+    "AttackConfig",
+    "ATTACK_RECIPES",
+    "PRECISIONS",
+    "parse_devices",
+]
 
 PRECISIONS = (
     "auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64",
@@ -230,3 +238,54 @@ class TextDataConfig:
             raise ValueError("data.batch_size and data.eval_batch_size must be >= 1")
         if self.max_train < 0:
             raise ValueError(f"data.max_train must be >= 0, got {self.max_train}")
+
+
+#: recipe names an attack section accepts (tenfold_core.attack.RECIPES, kept here so configs stay torch-free)
+ATTACK_RECIPES = ("textfooler", "pwws", "textbugger", "bert-attack", "bae", "bertattack")
+
+
+@dataclass
+class AttackConfig:
+    """The shared word-substitution attack protocol (:mod:`tenfold_core.attack`; TextDefender's defaults: K = 50
+    synonyms, <= 30 % of words, similarity 0.8408, 50 x #words queries), the ``--attack.*`` section of every
+    package that attacks a classifier."""
+
+    recipe: str = arg("textfooler", help="textfooler, pwws, textbugger or bert-attack")
+    n_examples: int = arg(1000, help="examples attacked (sampled from the test texts with > 4 words)")
+    k: int = arg(50, help="synonym candidates per word")
+    max_rate: float = arg(0.3, help="at most this fraction of words changed")
+    query_factor: int = arg(50, help="query budget = factor x #words per example (0: none)")
+    similarity_threshold: float = arg(-1.0, help="angular similarity threshold (-1: USE's 0.8408)")
+    synonyms: str = arg(
+        "auto",
+        help="auto (sentiment table on synthetic data, else victim embeddings), victim, or a vectors file",
+    )
+    seed: int = arg(42, help="example-sampling seed")
+    eot: int = arg(10, help="EOT samples per query for a stochastic (sampled) model")
+    width: int = arg(8, help="examples in flight (their queries batched)")
+
+    def __post_init__(self):
+        checks = (
+            (self.n_examples >= 1, f"attack.n_examples must be >= 1, got {self.n_examples}"),
+            (self.k >= 1, f"attack.k must be >= 1, got {self.k}"),
+            (0 < self.max_rate <= 1, f"attack.max_rate must be in (0, 1], got {self.max_rate}"),
+            (self.query_factor >= 0, f"attack.query_factor must be >= 0, got {self.query_factor}"),
+            (self.eot >= 1, f"attack.eot must be >= 1, got {self.eot}"),
+            (self.width >= 1, f"attack.width must be >= 1, got {self.width}"),
+        )
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+        if self.recipe.lower().replace("_", "-") not in ATTACK_RECIPES:
+            raise ValueError(
+                f"attack.recipe must be one of {', '.join(ATTACK_RECIPES[:4])}, got {self.recipe!r}"
+            )
+
+    def protocol(self):
+        """This section as a :class:`tenfold_core.attack.AttackProtocol` (similarity -1: USE's 0.8408); imports the
+        attack harness (torch) when called."""
+        from tenfold_core.attack import USE_THRESHOLD, AttackProtocol
+
+        thr = USE_THRESHOLD if self.similarity_threshold < 0 else self.similarity_threshold
+        return AttackProtocol(self.recipe, k=self.k, max_modification_rate=self.max_rate, similarity_threshold=thr,
+                              query_factor=self.query_factor, n_examples=self.n_examples, seed=self.seed)  # fmt: skip

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tenfold_core.cli import arg
-from tenfold_core.config import OptimConfig, TextDataConfig, TrainConfig
+from tenfold_core.config import ATTACK_RECIPES, AttackConfig, OptimConfig, TextDataConfig, TrainConfig
 
-# the data section is the core's: synthetic sentiment, local tsv/csv/jsonl, or ag_news / imdb / sst2
+# the attack section (the shared protocol) is the core's AttackConfig; so is the data section:
+# synthetic sentiment, local tsv/csv/jsonl, or ag_news / imdb / sst2
 DataConfig = TextDataConfig
 
 __all__ = [
@@ -30,14 +31,7 @@ __all__ = [
 ]
 
 
-RECIPES = (
-    "textfooler",
-    "pwws",
-    "textbugger",
-    "bert-attack",
-    "bae",
-    "bertattack",
-)  # tenfold_core.attack.RECIPES
+RECIPES = ATTACK_RECIPES  # tenfold_core.attack.RECIPES
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -134,35 +128,6 @@ class AdvConfig:
     @property
     def active(self) -> bool:
         return self.method != "none" and self.steps > 0
-
-
-@dataclass
-class AttackConfig:
-    """The shared attack protocol (tenfold_core.attack; TextDefender's defaults)."""
-
-    recipe: str = arg("textfooler", help="textfooler, pwws, textbugger or bert-attack")
-    n_examples: int = arg(1000, help="examples attacked (sampled from the test texts with > 4 words)")
-    k: int = arg(50, help="synonym candidates per word")
-    max_rate: float = arg(0.3, help="at most this fraction of words changed")
-    query_factor: int = arg(50, help="query budget = factor x #words per example (0: none)")
-    similarity_threshold: float = arg(-1.0, help="angular similarity threshold (-1: USE's 0.8408)")
-    synonyms: str = arg(
-        "auto",
-        help="auto (sentiment table on synthetic data, else victim embeddings), victim, or a vectors file",
-    )
-    seed: int = arg(42, help="example-sampling seed")
-    eot: int = arg(10, help="EOT samples per query for the sampled (stochastic) model")
-    width: int = arg(8, help="examples in flight (their queries batched)")
-
-    def __post_init__(self):
-        _check(self.n_examples >= 1, f"attack.n_examples must be >= 1, got {self.n_examples}")
-        _check(self.k >= 1, f"attack.k must be >= 1, got {self.k}")
-        _check(0 < self.max_rate <= 1, f"attack.max_rate must be in (0, 1], got {self.max_rate}")
-        _check(self.query_factor >= 0, f"attack.query_factor must be >= 0, got {self.query_factor}")
-        _check(self.eot >= 1, f"attack.eot must be >= 1, got {self.eot}")
-        _check(self.width >= 1, f"attack.width must be >= 1, got {self.width}")
-        key = self.recipe.lower().replace("_", "-")
-        _check(key in RECIPES, f"attack.recipe must be one of {', '.join(RECIPES[:4])}, got {self.recipe!r}")
 
 
 def _default_train() -> TrainConfig:

@@ -36,20 +36,10 @@ def load_trained(run_dir: str | Path):
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise DataError(f"{run_dir}: no config.json (not a run folder written by ibrobust train)")
-    try:
-        from tenfold_core.models import load_run
-    except ImportError:  # pragma: no cover - older core
-        load_run = None
-    if load_run is not None:
-        run = load_run(run_dir)
-        model, conf = run.model, run.config
-    else:  # pragma: no cover
-        from ibrobust.model import IBClassifier, IBConfig
-        from tenfold_core.models import load_state_dict_checked, load_weights, read_json_config
+    from tenfold_core.models import load_run
 
-        conf = read_json_config(run_dir / "config.json")
-        model = IBClassifier(IBConfig(**conf["model"]))
-        load_state_dict_checked(model, load_weights(run_dir / "model.safetensors"))
+    run = load_run(run_dir)
+    model, conf = run.model, run.config
     model.eval()
     return model, load_tokenizer(run_dir), conf
 
@@ -148,11 +138,8 @@ def evaluate(cfg: EvaluateCommand) -> dict:
 
 
 def protocol_of(acfg: AttackConfig):
-    from tenfold_core.attack import USE_THRESHOLD, AttackProtocol
-
-    thr = USE_THRESHOLD if acfg.similarity_threshold < 0 else acfg.similarity_threshold
-    return AttackProtocol(acfg.recipe, k=acfg.k, max_modification_rate=acfg.max_rate, similarity_threshold=thr,
-                          query_factor=acfg.query_factor, n_examples=acfg.n_examples, seed=acfg.seed)  # fmt: skip
+    """The attack section as the harness's protocol (the core's :meth:`AttackConfig.protocol`)."""
+    return acfg.protocol()
 
 
 def make_victims(model, tokenizer, modes, eot: int = 10, seed: int = 0):

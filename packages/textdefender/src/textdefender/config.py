@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tenfold_core.cli import arg
-from tenfold_core.config import OptimConfig, TextDataConfig, TrainConfig
+from tenfold_core.config import ATTACK_RECIPES, OptimConfig, TextDataConfig, TrainConfig
+from tenfold_core.config import AttackConfig as _SharedAttackConfig
 
 # the data section is the core's: synthetic sentiment, local tsv/csv/jsonl, or ag_news / imdb / sst2
 DataConfig = TextDataConfig
@@ -41,7 +42,7 @@ DEFENSES = (
     "safer",
 )
 MISSING_DEFENSES: tuple[str, ...] = ()
-RECIPES = ("textfooler", "pwws", "textbugger", "bert-attack", "bae", "bertattack")
+RECIPES = ATTACK_RECIPES
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -224,30 +225,11 @@ class DefenseConfig:
 
 
 @dataclass
-class AttackConfig:
-    """The shared protocol (TextDefender's: K = 50 synonyms, <= 30 % words, similarity 0.8408, 50 x #words)."""
+class AttackConfig(_SharedAttackConfig):
+    """The shared protocol (the core's section; TextDefender's: K = 50 synonyms, <= 30 % words, similarity 0.8408,
+    50 x #words); only the EOT default differs."""
 
-    recipe: str = arg("textfooler", help="textfooler, pwws, textbugger or bert-attack")
-    n_examples: int = arg(1000, help="examples attacked (sampled from the test texts with > 4 words)")
-    k: int = arg(50, help="synonym candidates per word")
-    max_rate: float = arg(0.3, help="at most this fraction of words changed")
-    query_factor: int = arg(50, help="query budget = factor x #words per example (0: none)")
-    similarity_threshold: float = arg(-1.0, help="angular similarity threshold (-1: USE's 0.8408)")
-    synonyms: str = arg(
-        "auto", help="auto (sentiment table on synthetic data, else victim embeddings), victim, or a file"
-    )
-    seed: int = arg(42, help="example-sampling seed")
     eot: int = arg(4, help="randomised defenses: EOT draws of the whole (unseeded) ensemble per query")
-    width: int = arg(8, help="examples in flight (their queries batched)")
-
-    def __post_init__(self):
-        _check(self.n_examples >= 1, f"attack.n_examples must be >= 1, got {self.n_examples}")
-        _check(self.k >= 1, f"attack.k must be >= 1, got {self.k}")
-        _check(0 < self.max_rate <= 1, f"attack.max_rate must be in (0, 1], got {self.max_rate}")
-        _check(self.query_factor >= 0, f"attack.query_factor must be >= 0, got {self.query_factor}")
-        _check(self.eot >= 1 and self.width >= 1, "attack.eot and attack.width must be >= 1")
-        _check(self.recipe.lower().replace("_", "-") in RECIPES,
-               f"attack.recipe must be one of {', '.join(RECIPES[:4])}, got {self.recipe!r}")  # fmt: skip
 
 
 def _default_train() -> TrainConfig:

@@ -23,20 +23,10 @@ def load_trained(run_dir):
         raise DataError(
             f"{run_dir}: no config.json / tokenizer (not a run folder written by textdefender train)"
         )
-    try:
-        from tenfold_core.models import load_run
-    except ImportError:  # pragma: no cover - older core
-        load_run = None
-    if load_run is not None:
-        run = load_run(run_dir)
-        model, conf = run.model, run.config
-    else:  # pragma: no cover
-        from tenfold_core.models import load_state_dict_checked, load_weights, read_json_config
-        from textdefender.model import DefendedClassifier, ModelConfig
+    from tenfold_core.models import load_run
 
-        conf = read_json_config(run_dir / "config.json")
-        model = DefendedClassifier(ModelConfig(**conf["model"]))
-        load_state_dict_checked(model, load_weights(run_dir / "model.safetensors"))
+    run = load_run(run_dir)
+    model, conf = run.model, run.config
     model.eval()
     if (run_dir / "synonyms.json").is_file() and isinstance(conf.get("defense"), dict):
         conf["defense"]["synonym_file"] = str(run_dir / "synonyms.json")  # the defender's table (SAFER, DNE)
@@ -44,11 +34,8 @@ def load_trained(run_dir):
 
 
 def protocol_of(acfg: AttackConfig):
-    from tenfold_core.attack import USE_THRESHOLD, AttackProtocol
-
-    thr = USE_THRESHOLD if acfg.similarity_threshold < 0 else acfg.similarity_threshold
-    return AttackProtocol(acfg.recipe, k=acfg.k, max_modification_rate=acfg.max_rate, similarity_threshold=thr,
-                          query_factor=acfg.query_factor, n_examples=acfg.n_examples, seed=acfg.seed)  # fmt: skip
+    """The attack section as the harness's protocol (the core's :meth:`AttackConfig.protocol`)."""
+    return acfg.protocol()
 
 
 class _FreshEnsemble:
