@@ -27,14 +27,18 @@ def test_wesr_near_one_right_after_embedding_both_arms(grid):
     assert min(multi["embed"][f"wesr_{t}"] for t in multi["tasks"]) > 0.95  # every proxy head fires
 
 
-def test_multi_task_watermark_survives_fine_tuning_better(grid):
-    _, multi, _, single = grid
+def test_watermark_survives_fine_tuning(grid):
+    """What holds over 3 seeds at equal poison steps (README): the same-type single-task watermark stays > 0.9 after 3
+    epochs of the user's full fine-tuning. Multi-task > single-task does NOT hold there (multi-task survived on 2 of
+    3 demo seeds, collapsed on one), so it is not asserted."""
+    _, multi, ctrl, single = grid
     by = {arm: {r["epochs"]: r for r in p["rows"]} for arm, p in (("multi", multi), ("single", single))}
     assert (
         by["multi"][3]["clean_acc"] > 0.9 and by["single"][3]["clean_acc"] > 0.9
     )  # the user's task is learnt
-    assert by["multi"][3]["wesr"] > 0.9  # the paper's "> 90 % after fine-tuning"
-    assert by["multi"][3]["wesr"] > by["single"][3]["wesr"]  # seeded; measured over 3 seeds in the README
+    assert by["single"][3]["wesr"] > 0.9  # survives fine-tuning
+    control3 = ctrl["history"][-1]["wesr_spam"]
+    assert by["single"][3]["wesr"] > control3 + 0.5  # far above the clean control fine-tuned the same way
 
 
 def test_control_model_and_p_values(grid, tmp_path):
