@@ -177,7 +177,8 @@ class EvaluateCommand:
     base_preset: str = arg("demo", help="preset whose embed/finetune sections define the runs")
     kinds: list[str] = arg(["rare", "combination"], help="trigger kinds")
     regimes: list[str] = arg(
-        ["single", "multi"], help="single-task (first proxy task) or multi-task embedding"
+        ["single", "multi"],
+        help="single-task (the downstream type's proxy task, else the first) or multi-task embedding",
     )
     epochs: list[int] = arg([0, 1, 3, 5], help="downstream fine-tuning epochs")
     removal: bool = arg(True, help="also try fine-pruning and re-initialising the top layers")

@@ -1,8 +1,8 @@
 """``plmwatermark evaluate``: the grid {rare, combination} x {single-task, multi-task} x fine-tune epochs, a WESR-vs-
 epochs plot with clean accuracy, a clean control, and two removal attempts (fine-pruning, top-layer re-init).
 
-Single-task = the embedding uses only the first proxy task (EP-style); multi-task = all proxy tasks (WLM). The user's
-downstream task and domain come from the preset's ``finetune`` section. Epoch 0 = the watermarked model itself,
+Single-task = one proxy task, the downstream task's type when it is a proxy task, else the first (EP-style);
+multi-task = all proxy tasks (WLM). The user's downstream task and domain come from the preset's ``finetune`` section. Epoch 0 = the watermarked model itself,
 measured on its proxy head of the downstream task's name when it has one, else on its first head.
 """
 
