@@ -345,6 +345,9 @@ class BenchmarkCommand:
             raise ValueError(f"size must be [H, W], multiples of 32, got {self.size}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        dec = self.baseline_decoder_channels
+        if dec is not None and (len(dec) < 5 or min(dec) < 1):
+            raise ValueError(f"baseline_decoder_channels needs 5 widths >= 1, got {dec}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
