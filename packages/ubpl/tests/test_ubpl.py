@@ -151,6 +151,8 @@ def test_restriction_to_original_top_p_matches_a_sorted_nucleus(spread, top_p):
     mapped = {("E", "high"): [((i,), 1.0) for i in range(0, v, 3)]}
     p = PersonalityLogitsProcessor(mapped, v, {"E": 1.0}, 2.0, restrict_top_p=top_p)
     out = p(torch.zeros(3, 1, dtype=torch.long), scores.clone())
+    p.sort_below = 0  # the growing top-k path (large vocabularies) must give the same nucleus
+    assert torch.equal(p(torch.zeros(3, 1, dtype=torch.long), scores.clone()), out)
     lex = torch.zeros(v, dtype=torch.bool)
     lex[::3] = True
     expect = _nucleus(scores, top_p) & lex

@@ -170,6 +170,10 @@ class PersonalityLogitsProcessor(LogitsProcessor):
             out.scatter_add_(-1, tok, add)  # our own tensor
         return out
 
+    sort_below = (
+        4096  # top-p threshold: vocabularies up to this size are sorted, larger ones use a growing top-k
+    )
+
     def _threshold(self, scores: torch.Tensor) -> torch.Tensor:
         """(B, 1): the lowest score still inside the original top-k and the original top-p nucleus of each row."""
         v = scores.shape[-1]
@@ -178,16 +182,17 @@ class PersonalityLogitsProcessor(LogitsProcessor):
             thr = scores.topk(min(self.restrict_top_k, v), dim=-1).values[:, -1:]
         if self.restrict_top_p < 1.0:
             s = scores.float()
-            lse = s.logsumexp(-1, keepdim=True)
-            k = min(64, v)
-            while (
-                True
-            ):  # the nucleus is usually small: grow k until its mass is reached, sort only when it is not
-                top = s.topk(k, dim=-1).values if k < v else s.sort(dim=-1, descending=True).values
-                cum = (top - lse).exp().cumsum(-1)
-                if k == v or bool((cum[:, -1] >= self.restrict_top_p).all()):
-                    break
-                k = 4 * k if 16 * k <= v else v
+            if v <= self.sort_below:  # small vocabulary: one sort is cheapest
+                k, top = v, s.sort(dim=-1, descending=True).values
+                cum = top.softmax(-1).cumsum(-1)
+            else:  # the nucleus is usually small: grow k until its mass is reached, sort only when it is not
+                lse, k = s.logsumexp(-1, keepdim=True), min(64, v)
+                while True:
+                    top = s.topk(k, dim=-1).values if k < v else s.sort(dim=-1, descending=True).values
+                    cum = (top - lse).exp().cumsum(-1)
+                    if k == v or bool((cum[:, -1] >= self.restrict_top_p).all()):
+                        break
+                    k = 4 * k if 16 * k <= v else v
             last = (cum < self.restrict_top_p).sum(-1, keepdim=True).clamp(max=k - 1)  # first rank reaching p
             thr = torch.maximum(thr, top.gather(-1, last).to(scores.dtype))
         return thr
