@@ -22,6 +22,15 @@ _LAZY = {
     "benchmark": "textdefender.benchmark",
     "build_table": "textdefender.benchmark",
     "demo": "textdefender.demo",
+    "build_defense": "textdefender.defenses",
+    "SynonymIndex": "textdefender.defenses",
+    "TokenAwareVAT": "textdefender.defenses",
+    "InfoBERT": "textdefender.defenses",
+    "ASCC": "textdefender.defenses",
+    "DNE": "textdefender.defenses",
+    "SAFER": "textdefender.defenses",
+    "augmented_training_set": "textdefender.augment",
+    "mixup_loss": "textdefender.augment",
 }
 
 __all__ = ["DEFENSES", "MISSING_DEFENSES", "AttackConfig", "DataConfig", "DefenseConfig", "ModelConfig",
