@@ -175,6 +175,8 @@ class TenfoldModule(L.LightningModule):
             total = self.trainer.estimated_stepping_batches
             total = int(total) if math.isfinite(total) else 10**9
         opt, sched = build_optimizer(self, cfg, total)
+        if cfg.schedule == "constant" and cfg.warmup_steps == 0 and int(cfg.warmup_ratio * total) == 0:
+            return {"optimizer": opt}  # a constant lr needs no scheduler stepping every batch (~0.04 ms/step)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": cfg.interval}}
 
 
@@ -282,7 +284,10 @@ class NaNGuard(Callback):
     """
 
     def on_before_backward(self, trainer, pl_module, loss):
-        if not torch.isfinite(loss.detach()).all():
+        value = loss.detach()
+        # one scalar read for the usual 0-d loss (two tensor ops and a bool() cost ~0.09 ms/step on CPU)
+        finite = math.isfinite(float(value)) if value.numel() == 1 else bool(torch.isfinite(value).all())
+        if not finite:
             ckpt_dir = Path(trainer.default_root_dir) / "checkpoints"
             last = ckpt_dir / "last.ckpt"
             kept = (
@@ -477,6 +482,13 @@ class _Checkpoint(ModelCheckpoint):
         if key is None:
             key = self.__dict__["_state_key_cache"] = super().state_key
         return key
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # the common case decided in two comparisons (Lightning first checks the trainer state on every batch)
+        n = self._every_n_train_steps
+        if self._train_time_interval is None and (n < 1 or trainer.global_step % n != 0):
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:
         weights_only = self.save_weights_only or not Path(filepath).name.startswith(self.CHECKPOINT_NAME_LAST)
