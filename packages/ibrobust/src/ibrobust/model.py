@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ibrobust.config import DataConfig, IBConfig
+from tenfold_core.data.tokenizers import encoder_path  # re-exported (run folders, tests)
 
 try:  # the core's model registry (load_run rebuilds models from it)
     from tenfold_core.models import register_model
@@ -32,15 +33,6 @@ except ImportError:  # pragma: no cover - older core
 
 
 __all__ = ["IBConfig", "DataConfig", "IBClassifier", "IBOutput", "build_encoder", "encoder_path"]
-
-
-def encoder_path(name: str) -> str:
-    """``minilm`` -> the local all-MiniLM-L6-v2 folder; anything else unchanged."""
-    if name.lower() in ("minilm", "all-minilm-l6-v2"):
-        from tenfold_core.models import minilm_path
-
-        return minilm_path()
-    return name
 
 
 def build_encoder(config: IBConfig) -> nn.Module:

@@ -92,14 +92,6 @@ def adversarial_examples(model, tokenizer, texts, labels, indices, defense, *, s
 
 
 # ------------------------------------------------------------------------------------------- the augmented set
-def _dist():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist
-    return None
-
-
 def _launched_child() -> bool:
     return any(os.environ.get(k, "0") not in ("", "0") for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
@@ -170,6 +162,7 @@ def _write_cache(folder: Path, fp: str, adv: list[dict], n_attacked: int, victim
 def augmented_training_set(cfg, data) -> tuple[list[str], list[int], dict]:
     """``(texts, labels, info)`` of the training set ADA / MixADA trains on (see the module docstring)."""
     from tenfold_core.errors import ConfigError, DataError
+    from textdefender.defenses import _dist
     from textdefender.evaluate import load_trained
 
     d = cfg.defense

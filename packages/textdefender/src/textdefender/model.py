@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from tenfold_core.data.tokenizers import encoder_path  # re-exported (run folders, tests)
 from textdefender.config import DataConfig, ModelConfig
 
 try:
@@ -16,14 +17,6 @@ except ImportError:  # pragma: no cover - older core
 
 
 __all__ = ["ModelConfig", "DataConfig", "DefendedClassifier", "encoder_path"]
-
-
-def encoder_path(name: str) -> str:
-    if name.lower() in ("minilm", "all-minilm-l6-v2"):
-        from tenfold_core.models import minilm_path
-
-        return minilm_path()
-    return name
 
 
 @register_model
