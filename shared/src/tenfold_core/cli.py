@@ -617,13 +617,10 @@ def check_training_sections(cfg: Any) -> None:
     sections = _training_sections(cfg)
     if not sections:
         return
-    from tenfold_core.train import check_devices  # the verb imports the trainer anyway
+    from tenfold_core.train import check_devices, check_out_dir  # the verb imports the trainer anyway
 
     for t in sections:
-        out = Path(t.out_dir)
-        for parent in (out, *out.parents):
-            if parent.exists() and not parent.is_dir():
-                raise ConfigError(f"train.out_dir {out}: {parent} is a file, not a folder")
+        check_out_dir(t.out_dir)
         check_devices(t)
 
 

@@ -609,12 +609,18 @@ def _is_launched_child() -> bool:
     return any(os.environ.get(k, "0") not in ("", "0") for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
-def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Create the run folder, or raise one line when it cannot be (a file in the way, no permission)."""
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a Path, or one line when a file is in its way (``out_dir`` or a parent is not a folder)."""
     out = Path(out_dir)
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"train.out_dir {out}: {parent} is a file, not a folder")
+    return out
+
+
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create the run folder, or raise one line when it cannot be (a file in the way, no permission)."""
+    out = check_out_dir(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
