@@ -247,3 +247,13 @@ def test_shared_attack_section_validates_and_builds_the_protocol():
     assert (p.k, p.max_modification_rate, p.n_examples, p.seed) == (7, 0.2, 3, 5)
     assert p.similarity_threshold == USE_THRESHOLD
     assert AttackConfig(similarity_threshold=0.5).protocol().similarity_threshold == 0.5
+
+
+def test_attack_config_recipe_names_match_the_harness():
+    # config.ATTACK_RECIPES is a torch-free copy of the harness's names: every one must resolve, every recipe listed
+    from tenfold_core.attack import RECIPES, get_recipe
+    from tenfold_core.config import ATTACK_RECIPES
+
+    assert set(RECIPES) <= set(ATTACK_RECIPES)
+    for name in ATTACK_RECIPES:
+        assert get_recipe(name).name in RECIPES
