@@ -216,7 +216,7 @@ def _bwd_row(
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def lif_backward(x, v0, g_s, g_v, params, iparams, g_x, g_v0, ws):  # pragma: no cover - compiled
-    # ws: workspace [workers, T + 3, chunk]: rows 0..T-1 the recomputed H, then membrane, (unused), carry
+    # ws: workspace [workers, T + 2, chunk]: rows 0..T-1 the recomputed H, then membrane, carry
     # per chunk: recompute H for all T steps into a chunk-local buffer (the forward saved nothing but x), then
     # sweep T in reverse (surrogate slope and gradient in one pass per row). Memory traffic: read x and dS, write dX.
     T, N = x.shape
@@ -241,7 +241,7 @@ def lif_backward(x, v0, g_s, g_v, params, iparams, g_x, g_v0, ws):  # pragma: no
     for w in prange(nworkers):
         hbuf = ws[w]
         vbuf = hbuf[T]
-        cbuf = hbuf[T + 2]
+        cbuf = hbuf[T + 1]
         for c in range(w, nchunks, nworkers):
             lo = c * chunk
             hi = min(lo + chunk, N)

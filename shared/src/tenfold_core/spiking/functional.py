@@ -208,7 +208,7 @@ class _FusedCPU(torch.autograd.Function):
         try:
             with _cpu_lock, mod.threading_layer():
                 chunk, workers = mod.plan(T, N, mod.set_threads(torch.get_num_threads()), backward=True)
-                ws = _buffers.empty((workers, T + 3, chunk), x2d.dtype)
+                ws = _buffers.empty((workers, T + 2, chunk), x2d.dtype)
                 mod.lif_backward(
                     xn, v0n, g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy(), ws.numpy()
                 )  # fmt: skip
