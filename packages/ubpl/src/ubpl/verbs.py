@@ -38,14 +38,7 @@ def build_lexicon_cmd(cfg: BuildLexiconCommand) -> dict:
 def make_corpus(cfg: MakeCorpusCommand) -> dict:
     from ubpl.data import SITUATIONS, llm_corpus, synthetic_corpus, write_corpus
 
-    sits = SITUATIONS
-    if cfg.situations:
-        from tenfold_core.errors import DataError
-
-        p = Path(cfg.situations)
-        if not p.is_file():
-            raise DataError(f"{p}: no such situations file")
-        sits = [s.strip() for s in p.read_text(encoding="utf-8").splitlines() if s.strip()]
+    sits = _lines(cfg.situations, "situations") if cfg.situations else SITUATIONS
     if cfg.model == "synthetic":
         rows = synthetic_corpus(cfg.per_situation, cfg.seed, cfg.traits)
     else:
@@ -80,17 +73,20 @@ def generate(cfg: GenerateCommand) -> dict:
     return {"text": text, "seconds": time.perf_counter() - t0, "lambdas": parse_lambdas(cfg.steer.lambdas)}
 
 
-def _prompts(path: str | None) -> list[str]:
-    from ubpl.data import OPEN_PROMPTS
-
-    if path is None:
-        return list(OPEN_PROMPTS)
+def _lines(path: str, what: str) -> list[str]:
+    """The non-blank lines of a text file, stripped (DataError naming ``what`` if it is missing)."""
     from tenfold_core.errors import DataError
 
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: no such prompts file")
+        raise DataError(f"{p}: no such {what} file")
     return [s.strip() for s in p.read_text(encoding="utf-8").splitlines() if s.strip()]
+
+
+def _prompts(path: str | None) -> list[str]:
+    from ubpl.data import OPEN_PROMPTS
+
+    return list(OPEN_PROMPTS) if path is None else _lines(path, "prompts")
 
 
 def run_condition(model, tok, lex, prompts, items, processor=None, persona=None, max_new_tokens=40, traits=("E",),
