@@ -626,11 +626,11 @@ class DirichletEnsemble:
             x = _hull(w_n[s : s + self.batch_size].to(dev), e)
             out = self.model(inputs_embeds=x, attention_mask=mask_n[s : s + self.batch_size].to(dev))
             probs.append(out.logits.float().softmax(-1).cpu())
-        p = torch.cat(probs).reshape(len(texts), self.n, -1).numpy().astype(np.float64)
-        if self.mode == "logits":
-            return p.mean(1)
-        votes = np.stack([np.bincount(r, minlength=p.shape[2]) for r in p.argmax(-1)]).astype(np.float64)
-        return votes / votes.sum(-1, keepdims=True)
+        from textdefender.evaluate import _aggregate
+
+        return _aggregate(
+            torch.cat(probs).reshape(len(texts), self.n, -1).numpy().astype(np.float64), self.mode
+        )
 
 
 def defense_victims(model, tokenizer, defense: dict, eot: int = 4) -> dict:

@@ -38,6 +38,14 @@ def protocol_of(acfg: AttackConfig):
     return acfg.protocol()
 
 
+def _aggregate(p: np.ndarray, mode: str) -> np.ndarray:
+    """``p [texts, copies, classes]`` -> per-text probabilities: the mean (``mode="logits"``) or the vote shares."""
+    if mode == "logits":
+        return p.mean(1)
+    votes = np.stack([np.bincount(r, minlength=p.shape[2]) for r in p.argmax(-1)]).astype(np.float64)
+    return votes / votes.sum(-1, keepdims=True)
+
+
 class _FreshEnsemble:
     """RanMASK ensemble with fresh randomness on every call (for EOT)."""
 
@@ -47,11 +55,7 @@ class _FreshEnsemble:
 
     def __call__(self, texts):
         copies = [self.perturb(t, self.rng) for t in texts for _ in range(self.n)]
-        p = self.base.probs(copies).reshape(len(texts), self.n, -1)
-        if self.mode == "logits":
-            return p.mean(1)
-        votes = np.stack([np.bincount(r, minlength=p.shape[2]) for r in p.argmax(-1)]).astype(np.float64)
-        return votes / votes.sum(-1, keepdims=True)
+        return _aggregate(self.base.probs(copies).reshape(len(texts), self.n, -1), self.mode)
 
 
 def victims_of(model, tokenizer, defense: dict, eot: int = 4) -> dict:
