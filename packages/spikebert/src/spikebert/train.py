@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import os
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -688,7 +687,3 @@ def train_direct(cfg: TrainDirectConfig) -> dict[str, Any]:
     return _finish(
         module, res, Path(cfg.train.out_dir), tok, {"dev": dev_dl, "test": test_dl}, "train-direct", cbs
     )
-
-
-def _as_mapping(x) -> Mapping:
-    return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else dict(x)
