@@ -71,12 +71,15 @@ def run_demo(cfg: DemoCommand) -> dict[str, Any]:
     rows = [dict(seed=i, **s) for i, s in enumerate(per_seed)]
     cols = ["seed", "wesr_multi_ep0", f"wesr_multi_ep{EPOCHS}", "wesr_single_ep0", f"wesr_single_ep{EPOCHS}",
             "control_wesr", "clean_acc_delta_multi", "verify_false_trigger_rate", "p_value", "control_p_value"]  # fmt: skip
+    ecfg = load_preset("plmwatermark", PRESET, "embed")  # the report's setup line, read from the preset
     report = (
-        "# plmwatermark demo\n\nTiny BERT (2 layers, d=64), rare-word trigger (cf/mn/bb), poison stage on the "
-        f"full model for the same number of optimizer steps in both arms; proxy tasks {metrics['multi_tasks']} "
-        f"(multi-task) or {metrics['single_task']} only (single-task); the user fine-tunes all weights with a new "
-        f"head on spam in another domain for {EPOCHS} epochs. Control: the clean proxy model fine-tuned the same "
-        "way.\n\n" + markdown_table(rows, cols) + "\n![](wesr_vs_epochs.png)\n"
+        f"# plmwatermark demo\n\nTiny BERT ({ecfg.model.layers} layers, d={ecfg.model.hidden}), rare-word trigger "
+        f"({'/'.join(ecfg.trigger.words)}), poison stage on the {ecfg.scope} model for the same number of optimizer "
+        f"steps in both arms; proxy tasks {metrics['multi_tasks']} (multi-task) or {metrics['single_task']} only "
+        f"(single-task); the user fine-tunes all weights with a new head on {pipes['multi']['downstream']} in "
+        f"another domain for {EPOCHS} epochs. Control: the clean proxy model fine-tuned the same way.\n\n"
+        + markdown_table(rows, cols)
+        + "\n![](wesr_vs_epochs.png)\n"
     )
     seed0 = [r for r in all_rows if r["seed"] == 0]
     ctrl0 = control_rows[:EPOCHS]

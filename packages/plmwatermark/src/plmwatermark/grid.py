@@ -23,13 +23,12 @@ PKG = "plmwatermark"
 
 
 def save_model_dir(model, tok, folder: Path, stage: str) -> Path:
-    from tenfold_core.io import write_json as wj
     from tenfold_core.models import save_weights
 
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(model, folder / "model.safetensors")
-    wj(folder / "config.json", {"model_class": "plmwatermark.model:MultiTaskEncoder",
-                                "model": config_to_dict(model.config), "stage": stage})  # fmt: skip
+    write_json(folder / "config.json", {"model_class": "plmwatermark.model:MultiTaskEncoder",
+                                       "model": config_to_dict(model.config), "stage": stage})  # fmt: skip
     tok.save_pretrained(str(folder / "tokenizer"))
     return folder
 

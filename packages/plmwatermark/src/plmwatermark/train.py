@@ -191,7 +191,7 @@ def run_embed(cmd: EmbedCommand) -> dict[str, Any]:
             task_loaders(dev, tok, cmd.data.batch_size, cmd.data.max_length, False, 0, "max_size_cycle"),
             run_config={**run_config, "stage": "clean"})  # fmt: skip
         restore_best(model, cres)  # poison the exported clean model (the control's starting point)
-        if int(__import__("os").environ.get("LOCAL_RANK", "0")) == 0:
+        if cres.trainer is None or cres.trainer.is_global_zero:
             tok.save_pretrained(str(out / "clean_stage" / "tokenizer"))
 
     rng = random.Random(cmd.train.seed)
