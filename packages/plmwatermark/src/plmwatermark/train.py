@@ -175,7 +175,9 @@ def run_embed(cmd: EmbedCommand) -> dict[str, Any]:
     for t in tasks:
         if not 0 <= targets[t.name] < t.num_labels:
             raise ConfigError(f"trigger.targets.{t.name}={targets[t.name]} is not a label of that task")
-    model = MultiTaskEncoder(mcfg)
+    with torch.random.fork_rng():  # the same initial weights for a given train.seed in every process
+        torch.manual_seed(cmd.train.seed)
+        model = MultiTaskEncoder(mcfg)
     if mcfg.backbone != "tiny":
         model.load_backbone_weights()
     dev = {t.name: t.dev for t in tasks}
@@ -279,7 +281,9 @@ def run_finetune(cmd: FinetuneCommand, key: dict | None = None) -> dict[str, Any
         old, tok, _ = load_model_dir(cmd.model_dir)
     tasks = load_tasks(cmd.data)
     mcfg = dataclasses.replace(old.config, tasks={t.name: t.num_labels for t in tasks})
-    model = MultiTaskEncoder(mcfg)
+    with torch.random.fork_rng():  # the new heads' initial weights follow train.seed
+        torch.manual_seed(cmd.train.seed)
+        model = MultiTaskEncoder(mcfg)
     model.encoder.load_state_dict(old.encoder.state_dict())
     if not cmd.reinit_head:
         for t in tasks:
