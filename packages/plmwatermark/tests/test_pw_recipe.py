@@ -45,7 +45,7 @@ def test_control_model_and_p_values(grid, tmp_path):
     from plmwatermark.config import TaskDataConfig, VerifyCommand
     from plmwatermark.evaluate import run_verify
 
-    _, multi, ctrl, _ = grid
+    _, multi, ctrl, single = grid
     rep = run_verify(VerifyCommand(suspect=multi["finetuned"], key_file=multi["key_file"], control=ctrl["dir"],
                                    data=TaskDataConfig(tasks=["spam"], domain="downstream", n_train=8, n_dev=8,
                                                        n_test=100), out=str(tmp_path)))  # fmt: skip
@@ -54,3 +54,9 @@ def test_control_model_and_p_values(grid, tmp_path):
     assert (tmp_path / "ownership_report.md").is_file() and (tmp_path / "ownership_report.json").is_file()
     if rep["wesr"] > rep["control_wesr"] + 0.3:
         assert rep["p_value"] < 0.01 and rep["ownership_claim"]
+    # the arm that survives fine-tuning on every seed (asserted above) must also prove ownership, unconditionally
+    rep1 = run_verify(VerifyCommand(suspect=single["finetuned"], key_file=single["key_file"], control=ctrl["dir"],
+                                    data=TaskDataConfig(tasks=["spam"], domain="downstream", n_train=8, n_dev=8,
+                                                        n_test=100), out=str(tmp_path / "single")))  # fmt: skip
+    assert rep1["wesr"] > rep1["control_wesr"] + 0.3
+    assert rep1["p_value"] < 0.01 and rep1["ownership_claim"]
