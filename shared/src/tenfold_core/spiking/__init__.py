@@ -3,9 +3,9 @@
 - :mod:`.config`: ``NeuronConfig`` (torch-free): one object carries the neuron settings through every block.
 - :mod:`.surrogate`: ``heaviside`` and the surrogate-gradient registry ``SURROGATES``.
 - :mod:`.functional`: multi-step ``lif_multi_step`` / ``if_multi_step`` (reference + fused kernels) and the
-  single-step ``lif_step`` with explicit state.
-- :mod:`.neuron`: ``LIF`` / ``IF`` / ``PLIF`` modules (``step_mode="m"`` stateless, ``"s"`` stateful), the
-  ``Heaviside`` spike encoder and the ``make_neuron(NeuronConfig)`` factory.
+  single-step ``lif_step`` with explicit state; ``layernorm_lif_multi_step`` (LayerNorm then LIF, fused on CPU).
+- :mod:`.neuron`: ``LIF`` / ``IF`` / ``PLIF`` / ``LayerNormLIF`` modules (``step_mode="m"`` stateless, ``"s"``
+  stateful), the ``Heaviside`` spike encoder and the ``make_neuron(NeuronConfig)`` factory.
 - :mod:`.layer`: spiking Transformer blocks (``SpikingSelfAttention``, ``SpikingMLP``, ``SpikingTransformerBlock``).
 - :mod:`.energy`: ``FiringRateMonitor``, ``EnergyEstimator`` / ``estimate_energy`` with fp32/fp16/int8 presets.
 
@@ -31,6 +31,7 @@ _LAZY = {
     "if_multi_step": "functional",
     "lif_multi_step": "functional",
     "lif_step": "functional",
+    "layernorm_lif_multi_step": "functional",
     "SpikeMatMul": "layer",
     "SpikingMLP": "layer",
     "SpikingSelfAttention": "layer",
@@ -39,6 +40,7 @@ _LAZY = {
     "IF": "neuron",
     "LIF": "neuron",
     "PLIF": "neuron",
+    "LayerNormLIF": "neuron",
     "Heaviside": "neuron",
     "make_neuron": "neuron",
     "SURROGATES": "surrogate",

@@ -39,13 +39,22 @@ import torch
 from . import _buffers
 from .surrogate import heaviside, resolve_surrogate
 
-__all__ = ["available_backends", "if_multi_step", "lif_multi_step", "lif_step", "neuron_multi_step"]
+__all__ = [
+    "available_backends",
+    "if_multi_step",
+    "layernorm_lif_multi_step",
+    "layernorm_neuron_multi_step",
+    "lif_multi_step",
+    "lif_step",
+    "neuron_multi_step",
+]
 
 _MODE_LIF_DECAY, _MODE_LIF_NODECAY, _MODE_IF = 0, 1, 2
 
 _cpu_lock = threading.RLock()
 _cpu_state: dict[str, object] = {"module": None, "failed": False}
 _cuda_state: dict[str, object] = {"module": None, "failed": False}
+_ln_state: dict[str, object] = {"module": None, "failed": False}
 
 
 def _cpu_kernel():
@@ -516,3 +525,279 @@ def lif_step(
         surrogate=surrogate, alpha=alpha, detach_reset=detach_reset, v0=v, return_v=True, backend=backend,
     )  # fmt: skip
     return s[0], vs[0]
+
+
+# ------------------------------------------------------------------------------------ fused LayerNorm + LIF
+def _ln_kernel():
+    """Import the numba LayerNorm+LIF kernels once (they build on the LIF kernels); ``None`` if unavailable."""
+    if _ln_state["module"] is not None or _ln_state["failed"]:
+        return _ln_state["module"]
+    if _cpu_kernel() is None:
+        return None
+    with _cpu_lock:
+        if _ln_state["module"] is None and not _ln_state["failed"]:
+            try:
+                from . import _cpu_fused_ln as mod
+
+                _ln_state["module"] = mod
+            except Exception as exc:  # pragma: no cover - depends on the environment
+                _ln_state["failed"] = True
+                warnings.warn(
+                    f"tenfold_core.spiking: fused LayerNorm+LIF kernel unavailable ({exc!r}); using layer_norm "
+                    "followed by the LIF",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+    return _ln_state["module"]
+
+
+class _FusedLNCPU(torch.autograd.Function):
+    """LayerNorm over the last dim then the multi-step neuron, fused on CPU. Saves its input, the per-row mean and
+    rstd ``[T, M]`` (and ``weight``, ``bias``, ``v0``): the LN output and the membrane are recomputed in the
+    backward kernel; outputs come from the buffer cache, as in :class:`_FusedCPU`."""
+
+    @staticmethod
+    def forward(ctx, x3d, weight, bias, v0, eps, params, iparams, return_v, need_grad, ref_cfg):
+        lif, mod = _cpu_state["module"], _ln_state["module"]
+        T, M, D = x3d.shape
+        N, dt = M * D, x3d.dtype
+        w = weight.detach() if weight is not None else torch.ones(D, dtype=dt)
+        b = bias.detach() if bias is not None else torch.zeros(D, dtype=dt)
+        s = _buffers.empty((T, N), dt)
+        v = _buffers.empty((T, N), dt) if return_v else torch.empty((1, 1), dtype=dt)
+        mean, rstd = torch.empty((T, M), dtype=dt), torch.empty((T, M), dtype=dt)
+        xn = x3d.detach().numpy()
+        has_v0 = v0 is not None
+        v0n = v0.detach().numpy() if has_v0 else xn[0, 0]
+        ip = iparams.copy()
+        ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
+        with _cpu_lock, lif.threading_layer():
+            rows, workers = mod.plan_rows(T, M, D, lif.set_threads(torch.get_num_threads()), backward=False)
+            ws = _buffers.empty((workers, 2, rows * D), dt)
+            mod.ln_lif_forward(
+                xn, w.numpy(), b.numpy(), float(eps), v0n, params, ip, rows, s.numpy(), v.numpy(), mean.numpy(),
+                rstd.numpy(), ws.numpy(),
+            )  # fmt: skip
+        ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0, ctx.eps = params, ip, return_v, has_v0, eps
+        ctx.has_w, ctx.has_b, ctx.ref_cfg = weight is not None, bias is not None, ref_cfg
+        if need_grad:
+            ctx.save_for_backward(x3d, weight, bias, v0, mean, rstd)
+        s = s.view(T, M, D)
+        return (s, v.view(T, M, D)) if return_v else s
+
+    @staticmethod
+    def backward(ctx, g_s, g_v=None):
+        import numpy as np
+
+        lif, mod = _cpu_state["module"], _ln_state["module"]
+        x3d, weight, bias, v0, mean, rstd = ctx.saved_tensors
+        T, M, D = x3d.shape
+        N, dt = M * D, x3d.dtype
+        has_gv = ctx.return_v and g_v is not None
+        if lif is None or mod is None:  # a kernel failed to build since the forward ran
+            return _ln_reference_backward(ctx, x3d, weight, bias, v0, g_s, g_v if has_gv else None)
+        g_s = _contiguous(g_s, dt).view(T, N)
+        g_vn = _contiguous(g_v, dt).view(T, N) if has_gv else g_s
+        ip = ctx.iparams.copy()
+        ip[7] = int(has_gv)
+        w = weight.detach() if weight is not None else torch.ones(D, dtype=dt)
+        b = bias.detach() if bias is not None else torch.zeros(D, dtype=dt)
+        g_x = _buffers.empty((T, N), dt)
+        g_v0 = torch.empty((N,), dtype=dt)
+        xn = x3d.detach().numpy()
+        v0n = v0.detach().numpy() if ctx.has_v0 else xn[0, 0]
+        try:
+            with _cpu_lock, lif.threading_layer():
+                rows, workers = mod.plan_rows(
+                    T, M, D, lif.set_threads(torch.get_num_threads()), backward=True
+                )
+                ws = _buffers.empty((workers, T + 3, rows * D), dt)
+                g_wb = np.zeros((workers, 2, D), dtype=np.float64)
+                mod.ln_lif_backward(
+                    xn, w.numpy(), b.numpy(), v0n, mean.numpy(), rstd.numpy(), g_s.numpy(), g_vn.numpy(),
+                    ctx.params, ip, rows, g_x.numpy(), g_v0.numpy(), g_wb, ws.numpy(),
+                )  # fmt: skip
+        except Exception as exc:
+            if not _is_build_failure(exc):
+                raise
+            _mark_failed(_ln_state, "fused LayerNorm+LIF kernel", exc)
+            return _ln_reference_backward(ctx, x3d, weight, bias, v0, g_s, g_v if has_gv else None)
+        g_wb = torch.from_numpy(g_wb.sum(axis=0)).to(dt)
+        need = ctx.needs_input_grad
+        return (
+            g_x.view(T, M, D),
+            g_wb[0] if ctx.has_w and need[1] else None,
+            g_wb[1] if ctx.has_b and need[2] else None,
+            g_v0 if ctx.has_v0 and need[3] else None,
+            *([None] * 6),
+        )
+
+
+def _ln_reference_backward(ctx, x3d, weight, bias, v0, g_s, g_v):
+    """Gradients of the fused LayerNorm+LIF by autograd through ``layer_norm`` and the reference neuron (used only
+    when the fused backward cannot be built)."""
+    mode, tau, v_threshold, v_reset, sur_name, alpha, detach = ctx.ref_cfg
+    T, M, D = x3d.shape
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_(True) if t is not None else None for t in (x3d, weight, bias, v0)]
+        x, w, b, v = leaves
+        y = torch.nn.functional.layer_norm(x, (D,), w, b, ctx.eps).reshape(T, M * D)
+        s, vs = _reference(y, mode, tau, v_threshold, v_reset, sur_name, alpha, detach, v, True)
+        outs, grads = [s], [g_s.reshape(T, M * D)]
+        if g_v is not None:
+            outs.append(vs)
+            grads.append(g_v.reshape(T, M * D))
+        inputs = [t for t in leaves if t is not None]
+        res = iter(torch.autograd.grad(outs, inputs, grads, allow_unused=True))
+        got = [next(res) if t is not None else None for t in leaves]
+    need = ctx.needs_input_grad
+    return (got[0], got[1] if need[1] else None, got[2] if need[2] else None, got[3] if need[3] else None) + (
+        None,
+    ) * 6
+
+
+def _ln_fast_supported(x_seq, weight, bias, v0) -> bool:
+    if x_seq.device.type != "cpu" or x_seq.dtype not in (torch.float32, torch.float64) or x_seq.numel() == 0:
+        return False
+    for t in (weight, bias, v0):
+        if t is not None and (t.device.type != "cpu" or t.dtype != x_seq.dtype):
+            return False
+    return True
+
+
+def _fast_ln(
+    x_seq, weight, bias, eps, mode, tau, v_threshold, v_reset, sur, alpha, detach_reset, v0, return_v
+):
+    """Flatten to ``[T, M, D]``, run the fused LayerNorm+neuron kernel, restore the shape; None if unusable."""
+    mod = _ln_kernel()
+    if mod is None:
+        return None
+    import numpy as np
+
+    shape = x_seq.shape
+    T, D = shape[0], shape[-1]
+    x3d = x_seq.reshape(T, -1, D).contiguous()
+    N = x3d.shape[1] * D
+    v0f = None if v0 is None else v0.expand(shape[1:]).reshape(N).contiguous()
+    w = None if weight is None else weight.contiguous()
+    b = None if bias is None else bias.contiguous()
+    input_gain = 1.0 / tau if mode == _MODE_LIF_DECAY else 1.0
+    carry_gain = 1.0 - 1.0 / tau if mode != _MODE_IF else 1.0
+    lif = _cpu_state["module"]
+    c1, c2 = lif.surrogate_constants(sur.sid, alpha)
+    params = lif.make_params(_np_dtype(x3d.dtype), tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2)
+    iparams = np.array(
+        [mode, int(v_reset is not None), int(detach_reset), sur.sid, 0, 0, 0, 0], dtype=np.int64
+    )
+    need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x3d, w, b, v0f))
+    ref_cfg = (mode, tau, v_threshold, v_reset, sur.name, alpha, detach_reset)
+    try:
+        out = _FusedLNCPU.apply(x3d, w, b, v0f, float(eps), params, iparams, return_v, need_grad, ref_cfg)
+    except Exception as exc:
+        if not _is_build_failure(exc):
+            raise
+        _mark_failed(_ln_state, "fused LayerNorm+LIF kernel", exc)
+        return None
+    if return_v:
+        return out[0].reshape(shape), out[1].reshape(shape)
+    return out.reshape(shape)
+
+
+def layernorm_neuron_multi_step(
+    x_seq: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    *,
+    neuron: str = "lif",
+    tau: float = 2.0,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    v0: torch.Tensor | None = None,
+    return_v: bool = False,
+    backend: str = "auto",
+):
+    """:func:`layernorm_lif_multi_step` for ``neuron`` = ``"lif"`` or ``"if"`` (IF ignores ``tau``/``decay_input``)."""
+    if not torch.is_tensor(x_seq) or not x_seq.is_floating_point():
+        raise TypeError("x_seq must be a floating-point tensor [T, ..., D]")
+    if x_seq.dim() < 2:
+        raise ValueError("x_seq must be [T, ..., D]: a time dimension and a feature dimension")
+    D = x_seq.shape[-1]
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (D,):
+            raise ValueError(f"{name} must have shape [{D}] (the feature dim), got {tuple(t.shape)}")
+    kw = dict(
+        neuron=neuron, tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input,
+        surrogate=surrogate, alpha=alpha, detach_reset=detach_reset,
+    )  # fmt: skip
+    if backend in ("auto", "fast") and _ln_fast_supported(x_seq, weight, bias, v0):
+        if neuron == "lif":
+            tau_f = float(tau)
+            if not tau_f > 1.0:
+                raise ValueError(f"tau must be > 1 (spikingjelly asserts it), got {tau_f}")
+            mode = _MODE_LIF_DECAY if decay_input else _MODE_LIF_NODECAY
+        elif neuron == "if":
+            mode, tau_f = _MODE_IF, 1.0
+        else:
+            raise ValueError(f"neuron must be 'lif' or 'if', got {neuron!r}")
+        sur, a = resolve_surrogate(surrogate, alpha)
+        vr = None if v_reset is None else float(v_reset)
+        out = _fast_ln(
+            x_seq, weight, bias, eps, mode, tau_f, float(v_threshold), vr, sur, a, detach_reset, v0, return_v
+        )
+        if out is not None:
+            return out
+    y = torch.nn.functional.layer_norm(x_seq, (D,), weight, bias, eps)
+    return neuron_multi_step(y, v0=v0, return_v=return_v, backend=backend, **kw)
+
+
+def layernorm_lif_multi_step(
+    x_seq: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    *,
+    tau: float = 2.0,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    v0: torch.Tensor | None = None,
+    return_v: bool = False,
+    backend: str = "auto",
+):
+    """LayerNorm over the last (feature) dim, then the multi-step LIF over time, in one fused pass on CPU.
+
+    Equal to ``lif_multi_step(torch.nn.functional.layer_norm(x_seq, (D,), weight, bias, eps), ...)`` (the
+    spikingjelly/SpikeBERT ``LayerNorm -> LIF`` pair), without materialising the LayerNorm output: the CPU kernel
+    saves only the input and the per-row mean and rstd, and its backward recomputes the normalised input and the
+    membrane, runs the LIF gradient and then the LayerNorm backward (accumulating the weight and bias gradients).
+    The LayerNorm statistics are computed in float64 (torch's own kernel uses a float cascade sum), so the
+    normalised values can differ from torch's in the last bit; a spike can then differ only where the membrane
+    lies within that rounding of the threshold. Gradients agree within fp32 rounding.
+
+    Args:
+        x_seq: ``[T, ..., D]`` input, floating point.
+        weight, bias: the LayerNorm affine parameters ``[D]`` (``None``: no scale / no shift).
+        eps: LayerNorm epsilon.
+        tau, v_threshold, v_reset, decay_input, surrogate, alpha, detach_reset, v0, return_v: as
+            :func:`lif_multi_step` (``v0`` broadcasts to ``x_seq.shape[1:]``).
+        backend: ``"auto"``/``"fast"``: the fused numba kernel for CPU float32/float64 (input, weight, bias and
+            ``v0`` of one dtype); elsewhere, without numba, or if the kernel cannot be built (one warning),
+            ``layer_norm`` followed by :func:`lif_multi_step` with this backend. ``"reference"`` /
+            ``"spikingjelly"``: always that composition. An error while the kernel runs is re-raised.
+
+    Returns:
+        Spikes like ``x_seq``, or ``(spikes, v_seq)`` if ``return_v``.
+    """
+    return layernorm_neuron_multi_step(
+        x_seq, weight, bias, eps, neuron="lif", tau=tau, v_threshold=v_threshold, v_reset=v_reset,
+        decay_input=decay_input, surrogate=surrogate, alpha=alpha, detach_reset=detach_reset, v0=v0,
+        return_v=return_v, backend=backend,
+    )  # fmt: skip

@@ -6,6 +6,9 @@
   :func:`tenfold_core.spiking.lif_step`.
 - ``PLIF``: LIF with a learnable time constant (spikingjelly's ``ParametricLIFNode``): ``1/tau = sigmoid(w)``,
   ``w`` initialised at ``-log(tau - 1)``; runs on the reference kernel (torch ops).
+- ``LayerNormLIF``: ``LayerNorm`` over the feature dim followed by a LIF/IF (spikebert's ``Linear -> LN -> LIF``
+  tail), fused on CPU (:func:`tenfold_core.spiking.layernorm_lif_multi_step`); a neuron module, so
+  :class:`~tenfold_core.spiking.FiringRateMonitor` sees its spikes.
 - ``Heaviside``: the stateless spike encoder ``Θ(x >= 0)`` with a surrogate gradient, as a module so that
   :class:`~tenfold_core.spiking.FiringRateMonitor` sees it (SpikeBERT's embedding spikes).
 """
@@ -20,10 +23,10 @@ import torch
 from torch import nn
 
 from .config import NeuronConfig, resolve_neuron_config
-from .functional import neuron_multi_step
+from .functional import layernorm_neuron_multi_step, neuron_multi_step
 from .surrogate import heaviside, resolve_surrogate
 
-__all__ = ["IF", "LIF", "PLIF", "Heaviside", "make_neuron"]
+__all__ = ["IF", "LIF", "PLIF", "Heaviside", "LayerNormLIF", "make_neuron"]
 
 
 class _MultiStepNeuron(nn.Module):
@@ -153,6 +156,66 @@ class PLIF(_MultiStepNeuron):
         if return_v:
             return s_seq, (torch.stack(vs) if vs else torch.empty_like(x_seq))
         return s_seq
+
+
+class LayerNormLIF(_MultiStepNeuron):
+    """``LayerNorm(dim)`` over the last dim, then a multi-step LIF (or IF) neuron, fused into one kernel on CPU.
+
+    Equal to ``nn.LayerNorm(dim, eps, elementwise_affine, bias)`` followed by ``make_neuron(neuron, **neuron_kwargs)``
+    (same parameters ``weight`` / ``bias``, same spikes and gradients; see
+    :func:`tenfold_core.spiking.layernorm_lif_multi_step` for the numerics), without materialising the LayerNorm
+    output. Input ``[T, ..., dim]`` (``step_mode="m"``) or ``[..., dim]`` per step (``step_mode="s"``, the
+    membrane kept in ``self.v`` until :meth:`reset`).
+
+    Args:
+        dim: feature width D.
+        eps, elementwise_affine, bias: as :class:`torch.nn.LayerNorm`.
+        neuron: a :class:`~tenfold_core.spiking.NeuronConfig` (or mapping); ``kind`` ``lif`` or ``if`` (``plif``,
+            whose tau is learned, is not fused: use ``nn.LayerNorm`` + :class:`PLIF`).
+        step_mode: ``"m"`` or ``"s"``, as :class:`LIF`.
+        **neuron_kwargs: single neuron fields (``tau=``, ``v_threshold=``, ``backend=`` ...) overriding ``neuron``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        *,
+        neuron: NeuronConfig | Mapping[str, Any] | None = None,
+        step_mode: str = "m",
+        **neuron_kwargs: Any,
+    ) -> None:
+        c = resolve_neuron_config(neuron, neuron_kwargs)
+        if c.kind == "plif":
+            raise ValueError(
+                "LayerNormLIF fuses a fixed-tau neuron (lif or if); for plif use nn.LayerNorm + PLIF"
+            )
+        super().__init__(
+            tau=c.tau, v_threshold=c.v_threshold, v_reset=c.v_reset, decay_input=c.decay_input,
+            surrogate=c.surrogate, alpha=c.alpha, detach_reset=c.detach_reset, backend=c.backend,
+            step_mode=step_mode,
+        )  # fmt: skip
+        self._neuron = c.kind
+        self.dim, self.eps = int(dim), float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        self.weight = nn.Parameter(torch.ones(self.dim)) if elementwise_affine else None
+        self.bias = nn.Parameter(torch.zeros(self.dim)) if elementwise_affine and bias else None
+
+    def _run(self, x_seq: torch.Tensor, v0: torch.Tensor | None, return_v: bool):
+        return layernorm_neuron_multi_step(
+            x_seq, self.weight, self.bias, self.eps, neuron=self._neuron, tau=self.tau,
+            v_threshold=self.v_threshold, v_reset=self.v_reset, decay_input=self.decay_input,
+            surrogate=self.surrogate, alpha=self.alpha, detach_reset=self.detach_reset, v0=v0, return_v=return_v,
+            backend=self.backend,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.dim}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+            + super().extra_repr()
+        )
 
 
 class Heaviside(nn.Module):
