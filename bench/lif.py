@@ -8,8 +8,12 @@ Headline: a plain Python process at 1 thread, glibc's default allocator (what us
 shows the ``mallopt`` figure (no re-mmap of 32 MiB buffers) beside it, labelled; on a loaded machine (load average
 above the core count) the numbers are not headline numbers, and the script says so.
 
+A second table times the optional fused LayerNorm+LIF path (``layernorm_lif_multi_step``) against
+``layer_norm`` followed by ``lif_multi_step`` (fused LIF kernel), fwd+bwd with gradients for x, weight and bias, on
+x = [T, 32, 1024] float32, T in {4, 16}, at the same thread count.
+
 Run: ``.venv/bin/python bench/lif.py`` (optional ``--reps N``, ``--threads N``, ``--no-first-call``,
-``--tuned-malloc``).
+``--tuned-malloc``, ``--no-fused-ln``, ``--fused-ln-only``).
 """
 
 from __future__ import annotations
@@ -165,6 +169,44 @@ def bench_device(dev, shape_tail, dtype, reps):
     return results
 
 
+def bench_fused_ln(reps: int, D: int = 1024) -> dict:
+    """Fused LayerNorm+LIF vs ``layer_norm`` + ``lif_multi_step`` (fast LIF), fwd+bwd, CPU float32; ``{T: res}``."""
+    from tenfold_core.spiking import layernorm_lif_multi_step
+
+    dev = torch.device("cpu")
+    print(
+        f"\n== fused LayerNorm+LIF: x = [T, 32, {D}] float32, weight/bias [{D}]; torch threads "
+        f"{torch.get_num_threads()}"
+    )
+    print(
+        f"      {'':<4} {'fused fwd+bwd wall/CPU ms':>26} {'unfused wall/CPU ms':>22} {'unfused/fused':>16}"
+    )
+    out = {}
+    for T in (4, 16):
+        x = torch.randn(T, 32, D, device=dev).requires_grad_(True)
+        w = (torch.rand(D) + 0.5).requires_grad_(True)
+        b = (torch.randn(D) * 0.3).requires_grad_(True)
+        g = torch.randn_like(x)
+
+        def fused(x=x, w=w, b=b, g=g):
+            x.grad = w.grad = b.grad = None
+            layernorm_lif_multi_step(x, w, b, backend="fast", **CFG).backward(g)
+
+        def unfused(x=x, w=w, b=b, g=g):
+            x.grad = w.grad = b.grad = None
+            y = torch.nn.functional.layer_norm(x, (D,), w, b)
+            lif_multi_step(y, backend="fast", **CFG).backward(g)
+
+        res = interleaved({"fused": fused, "unfused": unfused}, dev, {"fused": reps, "unfused": reps})
+        (fw, fc, _), (uw, uc, _) = res["fused"], res["unfused"]
+        print(
+            f"      T={T:<2} {fw:12.2f} /{fc:9.2f}   {uw:11.2f} /{uc:9.2f}   {uw / fw:5.2f}x/{uc / fc:.2f}x"
+        )
+        out[T] = res
+    print("      (ratios > 1: the fused path is that many times faster; wall / CPU time)")
+    return out
+
+
 FIRST_CALL = r"""
 import time
 t0 = time.perf_counter()
@@ -228,6 +270,8 @@ def main() -> None:
         action="store_true",
         help="also measure with mallopt (no mmap of big tensors), labelled",
     )
+    ap.add_argument("--no-fused-ln", action="store_true", help="skip the fused LayerNorm+LIF table")
+    ap.add_argument("--fused-ln-only", action="store_true", help="only the fused LayerNorm+LIF table")
     args = ap.parse_args()
     t_start = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -236,6 +280,13 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, CPU threads {args.threads}, cores {os.cpu_count()}, load average {load:.1f}"
     )
+    if args.fused_ln_only:
+        bench_fused_ln(args.reps)
+        load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        if max(load, load_end) > (os.cpu_count() or 1) * 0.5:
+            print(f"MEASURED UNDER LOAD (load average {load:.1f} -> {load_end:.1f})")
+        print(f"\nbench wall time {time.perf_counter() - t_start:.0f} s")
+        return
     if not args.no_first_call:
         print(f"first call (fresh process, warm numba cache): {first_call(cold=False)}")
         if args.cold_cache:
@@ -258,6 +309,8 @@ def main() -> None:
             f"  {fb[0] / r['bound'][0]:5.2f}x/{fb[1] / r['bound'][1]:.2f}x"
         )
     print("  (each cell: wall / CPU time; ratios > 1 = fast is that many times faster or above the bound)")
+    if not args.no_fused_ln:
+        bench_fused_ln(args.reps)
     if args.tuned_malloc and keep_freed_memory():
         print("\n-- tuned allocator (mallopt: no mmap below 1 GiB), NOT the headline --")
         bench_device(torch.device("cpu"), (32, 16384), torch.float32, args.reps)
