@@ -46,6 +46,7 @@ _LAZY = {
     "SURROGATES": "surrogate",
     "heaviside": "surrogate",
     "surrogate_grad": "surrogate",
+    "surrogate_by_id": "surrogate",
 }
 
 __all__ = [

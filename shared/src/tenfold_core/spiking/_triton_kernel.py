@@ -1,13 +1,18 @@
 """Fused multi-step LIF/IF kernels for CUDA in Triton (imported only for CUDA tensors; never used on CPU).
 
-One program handles ``BLOCK`` neurons and loops over T (a compile-time constant: one specialisation per T) inside, keeping the membrane in registers (fp32).
-Forward stores spikes and, when a gradient is needed, the charged membrane ``H`` (both in the input dtype); backward
-walks T in reverse reading ``H`` and ``dS`` (and ``dV`` if the membrane sequence was returned). Arithmetic is fp32
-with IEEE division (``div_rn``) in the same operation order as the reference, so fp32 spikes match it bit for bit.
+One program handles ``BLOCK`` neurons and loops over T (a compile-time constant: one specialisation per T) inside,
+keeping the membrane in registers (fp32). The forward stores spikes (and the membrane sequence if asked) and nothing
+else; autograd saves only the input ``x`` (input dtype) and ``v0``. The backward kernel recomputes the charged
+membrane ``H`` from ``x`` with the forward's own expressions (fp32, so bit-identical to the forward and the reset
+indicator is the forward spike exactly), keeps it in an fp32 scratch (``dX`` itself for fp32 inputs, a transient
+fp32 buffer for fp16/bf16), then walks T in reverse reading ``H`` and ``dS`` (and ``dV`` if the membrane sequence was
+returned), as the CPU kernel does. Arithmetic is fp32 with IEEE division (``div_rn``) in the same operation order as
+the reference, so fp32 spikes match it bit for bit.
 
 The kernels also run under ``TRITON_INTERPRET=1`` on CPU tensors, which is how the CPU-only test suite checks them.
 A compile error of the backward kernel (it is compiled at the first backward) falls back, like the forward's, to the
-same recurrence in torch ops (``backward_torch``) and marks the Triton path broken for the process; errors while a
+same recurrence in torch ops (``recompute_h_torch`` + ``backward_torch``, whose surrogate derivatives are
+:mod:`.surrogate`'s own definitions) and marks the Triton path broken for the process; errors while a
 kernel runs are re-raised.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .surrogate import surrogate_constants
+from .surrogate import surrogate_by_id, surrogate_constants
 
 try:  # pragma: no cover - depends on the environment
     import triton
@@ -34,7 +39,6 @@ if AVAILABLE:
         x_ptr,
         v0_ptr,
         s_ptr,
-        h_ptr,
         v_ptr,
         N,
         T: tl.constexpr,
@@ -44,7 +48,6 @@ if AVAILABLE:
         MODE: tl.constexpr,
         HARD: tl.constexpr,
         HAS_V0: tl.constexpr,
-        STORE_H: tl.constexpr,
         STORE_V: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
@@ -67,8 +70,6 @@ if AVAILABLE:
                 h = v + x
             s = (h >= vth).to(tl.float32)
             tl.store(s_ptr + idx, s.to(s_ptr.dtype.element_ty), mask=mask)
-            if STORE_H:
-                tl.store(h_ptr + idx, h.to(h_ptr.dtype.element_ty), mask=mask)
             if HARD:
                 v = s * vr + (1.0 - s) * h
             else:
@@ -78,6 +79,8 @@ if AVAILABLE:
 
     @triton.jit(do_not_specialize=["N"])
     def _lif_bwd_kernel(
+        x_ptr,
+        v0_ptr,
         h_ptr,
         gs_ptr,
         gv_ptr,
@@ -85,23 +88,48 @@ if AVAILABLE:
         gv0_ptr,
         N,
         T: tl.constexpr,
+        tau,
         vth,
         vr,
         gin,
         gcarry,
         c1,
         c2,
+        MODE: tl.constexpr,
         HARD: tl.constexpr,
         DETACH: tl.constexpr,
         SID: tl.constexpr,
+        HAS_V0: tl.constexpr,
         HAS_GV: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
+        # h_ptr: fp32 [T, N] scratch (may be gx_ptr: step t's H is read before step t's dX overwrites it)
         pid = tl.program_id(0)
         offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
-        carry = tl.zeros([BLOCK], dtype=tl.float32)
         row = N.to(tl.int64)
+        # 1) recompute H for all T steps: the forward's expressions, in the same order (fp32)
+        if HAS_V0:
+            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        else:
+            v = tl.zeros([BLOCK], dtype=tl.float32) + vr
+        for t in range(T):
+            idx = t * row + offs
+            x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            if MODE == 0:
+                h = v + tl.math.div_rn(x - (v - vr), tau)
+            elif MODE == 1:
+                h = v - tl.math.div_rn(v - vr, tau) + x
+            else:
+                h = v + x
+            tl.store(h_ptr + idx, h, mask=mask)
+            s = (h >= vth).to(tl.float32)
+            if HARD:
+                v = s * vr + (1.0 - s) * h
+            else:
+                v = h - s * vth
+        # 2) reverse sweep
+        carry = tl.zeros([BLOCK], dtype=tl.float32)
         for i in range(T):
             t = T - 1 - i
             idx = t * row + offs
@@ -149,44 +177,45 @@ def _device(t: torch.Tensor):
 
 
 class _FusedTriton(torch.autograd.Function):
-    """Fused multi-step neuron on CUDA (Triton). Saves only ``H`` for backward, in the input dtype (half the bytes
-    under fp16/bf16; arithmetic is fp32 in registers either way; the backward's reset indicator then reads the
-    rounded ``H``, which can differ from the forward spike only within one rounding step of the threshold)."""
+    """Fused multi-step neuron on CUDA (Triton). Saves only its input ``x`` (input dtype) and ``v0``; the backward
+    kernel recomputes ``H`` in fp32 (bit-identical to the forward), as the CPU kernel does."""
 
     @staticmethod
     def forward(ctx, x2d, v0, cfg, return_v, need_grad):
-        mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = cfg
+        mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry, alpha = cfg
         T, N = x2d.shape
         s = torch.empty_like(x2d)
-        h = torch.empty((T, N), device=x2d.device, dtype=x2d.dtype) if need_grad else s
         v = torch.empty_like(x2d) if return_v else s
         grid = (triton.cdiv(N, BLOCK),)
         with _device(x2d):
             _lif_fwd_kernel[grid](
-                x2d, v0 if v0 is not None else x2d, s, h, v, N, T, tau, vth, vr,
-                MODE=mode, HARD=hard, HAS_V0=v0 is not None, STORE_H=need_grad, STORE_V=return_v, BLOCK=BLOCK,
+                x2d, v0 if v0 is not None else x2d, s, v, N, T, tau, vth, vr,
+                MODE=mode, HARD=hard, HAS_V0=v0 is not None, STORE_V=return_v, BLOCK=BLOCK,
             )  # fmt: skip
-        ctx.cfg, ctx.return_v, ctx.has_v0, ctx.x_dtype = cfg, return_v, v0 is not None, x2d.dtype
+        ctx.cfg, ctx.return_v, ctx.has_v0 = cfg, return_v, v0 is not None
         if need_grad:
-            ctx.save_for_backward(h)
+            ctx.save_for_backward(x2d, v0)
         return (s, v) if return_v else s
 
     @staticmethod
     def backward(ctx, g_s, g_v=None):
-        mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = ctx.cfg
-        (h,) = ctx.saved_tensors
-        T, N = h.shape
+        mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry, alpha = ctx.cfg
+        x2d, v0 = ctx.saved_tensors
+        T, N = x2d.shape
         g_s = g_s.contiguous()
         has_gv = ctx.return_v and g_v is not None
         g_v = g_v.contiguous() if has_gv else g_s
-        g_x = torch.empty((T, N), device=h.device, dtype=ctx.x_dtype)
-        g_v0 = torch.empty((N,), device=h.device, dtype=ctx.x_dtype)
+        g_x = torch.empty((T, N), device=x2d.device, dtype=x2d.dtype)
+        g_v0 = torch.empty((N,), device=x2d.device, dtype=x2d.dtype)
+        # fp32 scratch for the recomputed H: dX itself when it is fp32, else a transient buffer
+        h = g_x if x2d.dtype == torch.float32 else torch.empty((T, N), device=x2d.device, dtype=torch.float32)
         try:
             grid = (triton.cdiv(N, BLOCK),)
-            with _device(h):
+            with _device(x2d):
                 _lif_bwd_kernel[grid](
-                    h, g_s, g_v, g_x, g_v0, N, T, vth, vr, gin, gcarry, c1, c2,
-                    HARD=hard, DETACH=detach, SID=sid, HAS_GV=has_gv, BLOCK=BLOCK,
+                    x2d, v0 if v0 is not None else x2d, h, g_s, g_v, g_x, g_v0, N, T, tau, vth, vr, gin, gcarry,
+                    c1, c2, MODE=mode, HARD=hard, DETACH=detach, SID=sid, HAS_V0=v0 is not None, HAS_GV=has_gv,
+                    BLOCK=BLOCK,
                 )  # fmt: skip
         except Exception as exc:
             from . import functional as F
@@ -194,40 +223,44 @@ class _FusedTriton(torch.autograd.Function):
             if not F._is_build_failure(exc):
                 raise
             F._mark_failed(F._cuda_state, "Triton LIF backward kernel", exc)
-            g_x, g_v0 = backward_torch(h, g_s, g_v if has_gv else None, ctx.cfg)
-            g_x, g_v0 = g_x.to(ctx.x_dtype), g_v0.to(ctx.x_dtype)
+            hh = recompute_h_torch(x2d, v0, ctx.cfg)
+            g_x, g_v0 = backward_torch(hh, g_s, g_v if has_gv else None, ctx.cfg)
+            g_x, g_v0 = g_x.to(x2d.dtype), g_v0.to(x2d.dtype)
         return g_x, (g_v0 if ctx.has_v0 and ctx.needs_input_grad[1] else None), None, None, None
 
 
-def _surrogate_torch(z: torch.Tensor, sid: int, c1: float, c2: float) -> torch.Tensor:
-    """The kernels' surrogate derivative of ``z = H - V_th`` from the same constants, in torch ops."""
-    if sid == 0:
-        s = torch.sigmoid(z * c1)
-        return (1.0 - s) * s * c1
-    if sid == 1:
-        w = z * c1
-        return c2 / (1.0 + w * w)
-    if sid == 2:
-        return (c1 - c2 * z.abs()).clamp_min(0.0)
-    if sid == 3:
-        w = c1 + z.abs()
-        return 1.0 / (c2 * w * w)
-    if sid == 4:
-        w = z * c1
-        return c2 * torch.exp(-(w * w))
-    return c2 * torch.exp(-(c1 * z.abs()))
+def recompute_h_torch(x2d, v0, cfg):
+    """The charged membrane ``H`` ``[T, N]`` (fp32) from the input, in torch ops: the fallback's recompute, the
+    same expressions as the kernels (IEEE fp32 division)."""
+    mode, tau, vth, vr, hard, detach = cfg[:6]
+    x = x2d.float()
+    v = v0.float() if v0 is not None else torch.full_like(x[0], vr)
+    h = torch.empty_like(x)
+    for t in range(x.shape[0]):
+        if mode == 0:
+            ht = v + (x[t] - (v - vr)) / tau
+        elif mode == 1:
+            ht = v - (v - vr) / tau + x[t]
+        else:
+            ht = v + x[t]
+        h[t] = ht
+        s = (ht >= vth).float()
+        v = s * vr + (1.0 - s) * ht if hard else ht - s * vth
+    return h
 
 
 def backward_torch(h, g_s, g_v, cfg):
-    """The backward kernel's recurrence in plain torch ops (fp32), from the saved ``H``: the fallback when the
-    Triton backward cannot be compiled. Returns ``(dX, dV0)``."""
-    mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry = cfg
+    """The backward kernel's reverse sweep in plain torch ops (fp32), from ``H``: the fallback when the Triton
+    backward cannot be compiled. The surrogate derivative is :mod:`.surrogate`'s (one copy of the formulas for
+    every torch path). Returns ``(dX, dV0)``."""
+    mode, tau, vth, vr, hard, detach, sid, c1, c2, gin, gcarry, alpha = cfg
+    grad = surrogate_by_id(sid).grad
     h = h.float()
     carry = torch.zeros_like(h[0])
     g_x = torch.empty_like(h)
     for t in range(h.shape[0] - 1, -1, -1):
         ht = h[t]
-        sg = _surrogate_torch(ht - vth, sid, c1, c2)
+        sg = grad(ht - vth, alpha)
         if hard:
             rg = (ht < vth).float()
             if not detach:
@@ -251,7 +284,7 @@ def fused_apply(
     vr = 0.0 if v_reset is None else float(v_reset)
     cfg = (
         int(mode), float(tau), float(v_threshold), vr, v_reset is not None, bool(detach_reset), int(sid),
-        float(c1), float(c2), float(input_gain), float(carry_gain),
+        float(c1), float(c2), float(input_gain), float(carry_gain), float(alpha),
     )  # fmt: skip
     need_grad = torch.is_grad_enabled() and (x2d.requires_grad or (v0 is not None and v0.requires_grad))
     return _FusedTriton.apply(x2d.contiguous(), v0, cfg, bool(return_v), need_grad)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SURROGATES", "Surrogate", "heaviside", "resolve_surrogate", "surrogate_grad"]
+__all__ = ["SURROGATES", "Surrogate", "heaviside", "resolve_surrogate", "surrogate_by_id", "surrogate_grad"]
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,11 @@ class _SurrogateStep(torch.autograd.Function):
 
 
 _BY_ID = {s.sid: s for s in SURROGATES.values()}
+
+
+def surrogate_by_id(sid: int) -> Surrogate:
+    """The :class:`Surrogate` with kernel id ``sid`` (the torch fallbacks of the fused kernels use its ``grad``)."""
+    return _BY_ID[int(sid)]
 
 
 def heaviside(
