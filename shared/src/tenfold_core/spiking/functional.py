@@ -16,7 +16,7 @@ Three implementations, selected by ``backend``:
   (the oracle of the tests; any device and dtype).
 - ``"fast"``: a custom ``autograd.Function`` running fused kernels: numba on CPU (float32/float64; saves only its
   input, the backward recomputes ``H``; outputs come from a cache of large buffers, see :mod:`._buffers`), Triton
-  on CUDA (float16/bfloat16/float32; saves ``H`` in the input dtype). Because the CPU path saves its input,
+  on CUDA (float16/bfloat16/float32; saves its input too, the backward kernel recomputes ``H`` in fp32). Because the CPU path saves its input,
   modifying that input in place before ``backward`` raises autograd's usual "modified by an inplace operation"
   error. If a kernel cannot be *built* (numba/Triton missing, a compile error, in the forward or the backward), it
   warns once and falls back to the reference for the rest of the process; an error while it runs (out of memory, a
