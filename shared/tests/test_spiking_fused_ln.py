@@ -135,6 +135,27 @@ def test_spikes_only_gradient_and_no_grad():
     assert s.grad_fn is None and torch.equal(s, lif_multi_step(y.detach(), v_threshold=0.7))
 
 
+def test_saves_only_the_input_and_row_statistics():
+    x, w, b, _, _, _ = _inputs((6, 4, 5, 32), 15)
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    s = layernorm_lif_multi_step(x, w, b)
+    saved = [t for t in s.grad_fn.next_functions[0][0].saved_tensors if t is not None]
+    sizes = sorted(t.numel() for t in saved)
+    # x [6, 20, 32], weight and bias [32], mean and rstd [6, 20]: no LayerNorm output, no membrane
+    assert sizes == [32, 32, 120, 120, x.numel()], sizes
+    y = torch.nn.functional.layer_norm(x, (32,), w, b)
+    assert torch.equal(s, lif_multi_step(y))
+
+
+def test_if_kind_module():
+    torch.manual_seed(2)
+    m = LayerNormLIF(16, kind="if", v_threshold=1.2)
+    x = torch.randn(5, 3, 16)
+    ref = F.if_multi_step(torch.nn.functional.layer_norm(x, (16,)), v_threshold=1.2, backend="reference")
+    assert torch.equal(m(x), ref) and ref.sum() > 0
+
+
 # ---------------------------------------------------------------------------------------- fallbacks
 def _forbid_kernel(monkeypatch):
     def boom(*a, **k):
