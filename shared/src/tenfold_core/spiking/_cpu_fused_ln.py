@@ -74,6 +74,15 @@ def _ln_grad_sums(gr, w, xr, rs, nb):  # pragma: no cover - compiled
     return sa, sb
 
 
+@njit(cache=True, error_model="numpy")
+def _ln_grad_params(gr, xr, rs, nb, gw, gb):  # pragma: no cover - compiled
+    # accumulate one row's dL/dw = g * xhat and dL/db = g into the worker's float64 partials
+    for j in range(gr.shape[0]):
+        g = gr[j]
+        gw[j] += g * (xr[j] * rs + nb)
+        gb[j] += g
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _ln_rows(x, t, r0, r1, D, w, b, eps, mean, rstd, yb, store_stats):  # pragma: no cover - compiled
     # normalise rows r0..r1 of step t into yb[(r - r0) * D : ...]; stats in float64, y in the dtype of x
@@ -197,10 +206,7 @@ def ln_lif_backward(
                     ybuf[1] = sb / D
                     ma = ybuf[0]
                     mb = ybuf[1]
+                    _ln_grad_params(gr, xr, rs, nb, gw, gb)
                     for j in range(D):
-                        xh = xr[j] * rs + nb
-                        g = gr[j]
-                        gw[j] += g * xh
-                        gb[j] += g
-                        gr[j] = rs * (g * w[j] - ma - xh * mb)
+                        gr[j] = rs * (gr[j] * w[j] - ma - (xr[j] * rs + nb) * mb)
             g_v0[lo:hi] = carry
