@@ -257,3 +257,26 @@ def test_attack_config_recipe_names_match_the_harness():
     assert set(RECIPES) <= set(ATTACK_RECIPES)
     for name in ATTACK_RECIPES:
         assert get_recipe(name).name in RECIPES
+
+
+def test_failing_nvml_check_is_dropped_and_a_working_one_kept(monkeypatch):
+    import tenfold_core.train as tr
+
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: 2)  # NVML answers: keep Lightning's setting
+    tr._drop_failing_nvml_check()
+    assert os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1"
+    monkeypatch.setattr(
+        torch.cuda, "_device_count_nvml", lambda: -1
+    )  # NVML absent: torch would fall back anyway
+    tr._drop_failing_nvml_check()
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
+
+
+def test_module_setattr_fast_path_keeps_nn_module_registration():
+    m = ClassifierModule(nn.Linear(2, 2))
+    m._current_fx_name = "training_step"
+    assert m._current_fx_name == "training_step" and "_current_fx_name" not in m._modules
+    m.extra = nn.Linear(2, 3)  # everything else still goes through nn.Module
+    assert "extra" in m._modules and any(p.shape == (3, 2) for p in m.parameters())
