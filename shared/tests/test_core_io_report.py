@@ -138,3 +138,25 @@ def test_non_finite_numbers_are_null_and_the_report_says_so(tmp_path):
     assert "written as null" in report and "loss" in report and "gap" in report
     write_demo_outputs(tmp_path / "e", {"acc": 0.75}, "# Demo\n")
     assert "null" not in (tmp_path / "e" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "env, zero",
+    [
+        ({}, True),
+        ({"LOCAL_RANK": "1"}, False),
+        ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, False),
+        ({"RANK": "0", "LOCAL_RANK": "0"}, True),
+        ({"RANK": "3"}, False),
+        ({"SLURM_PROCID": "2"}, False),
+        ({"SLURM_PROCID": "0", "LOCAL_RANK": ""}, True),
+    ],
+)
+def test_is_rank_zero_reads_the_launchers_environment(monkeypatch, env, zero):
+    from tenfold_core.io import is_rank_zero
+
+    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert is_rank_zero() is zero

@@ -42,6 +42,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from tenfold_core.errors import ConfigError, UserError
+from tenfold_core.io import is_rank_zero
 
 __all__ = [
     "App",
@@ -464,14 +465,10 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _is_rank_zero() -> bool:
-    return all(os.environ.get(k, "0") in ("", "0") for k in ("LOCAL_RANK", "RANK"))
-
-
 def emit(result: Any) -> Any:
     """The one output style of every verb: a dict/list printed as JSON (indent 2, ``default=str``, NaN as null) on
     stdout, a string as it is, on rank 0 only; anything else prints nothing. Returns ``result``."""
-    if not _is_rank_zero() or result is None:
+    if not is_rank_zero() or result is None:
         return result
     if isinstance(result, str):
         sys.stdout.write(result if result.endswith("\n") else result + "\n")

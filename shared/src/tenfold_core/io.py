@@ -113,3 +113,14 @@ def remove_stale_tmp(folder: str | os.PathLike) -> int:
                 p.unlink()
                 n += 1
     return n
+
+
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed run: the process that writes run outputs, prints
+    results and takes locks. Reads the environment that Lightning's launcher, torchrun, SLURM or LSF set (``RANK``,
+    ``SLURM_PROCID``, ``JSM_NAMESPACE_RANK``, else ``LOCAL_RANK`` and ``NODE_RANK``); cheap and import-free."""
+    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        value = os.environ.get(key)
+        if value not in (None, ""):
+            return int(value) == 0
+    return os.environ.get("LOCAL_RANK", "0") in ("", "0") and os.environ.get("NODE_RANK", "0") in ("", "0")

@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tenfold_core.cli import config_to_dict
 from tenfold_core.config import OptimConfig, TrainConfig, parse_devices
 from tenfold_core.errors import ConfigError, TrainingDiverged
-from tenfold_core.io import atomic_write_bytes, remove_stale_tmp, write_json
+from tenfold_core.io import atomic_write_bytes, is_rank_zero, remove_stale_tmp, write_json
 from tenfold_core.models import save_weights
 
 __all__ = [
@@ -635,11 +635,6 @@ def _resume_path(cfg: TrainConfig) -> Path | None:
     return p
 
 
-def _is_launched_child() -> bool:
-    """A DDP worker started by Lightning's launcher (rank > 0), which re-runs the script: it must not lock/export."""
-    return any(os.environ.get(k, "0") not in ("", "0") for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
-
-
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
     """``out_dir`` as a Path, or one line when a file is in its way (``out_dir`` or a parent is not a folder)."""
     out = Path(out_dir)
@@ -795,7 +790,7 @@ def fit(
     - SIGTERM: ``checkpoints/last.ckpt`` is written after the current batch, then ``SystemExit(143)``.
     """
     cfg = cfg or TrainConfig()
-    child = _is_launched_child()
+    child = not is_rank_zero()  # a DDP worker re-running the script: it must not lock or export
     out = prepare_out_dir(cfg.out_dir)
     if export_config:
         run_config = {**dict(export_config), **dict(run_config or {})}

@@ -15,6 +15,7 @@ from typing import Literal
 
 from tenfold_core.cli import arg
 from tenfold_core.config import OptimConfig, TrainConfig
+from tenfold_core.io import is_rank_zero
 
 __all__ = [
     "MODEL_KINDS",
@@ -74,16 +75,6 @@ def estimate_params(kind: str, width: int, input_shape: tuple[int, ...], num_cla
     if kind == "cnn":
         return cnn_params(width, channels, num_classes)
     return resnet18_params(width, channels, num_classes)
-
-
-def is_rank_zero() -> bool:
-    """True unless this process is a non-zero rank of a distributed run (env set by Lightning / SLURM / torchrun)."""
-    import os
-
-    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if os.environ.get(key) not in (None, ""):
-            return int(os.environ[key]) == 0
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def parse_shard(shard: str) -> tuple[int, int]:

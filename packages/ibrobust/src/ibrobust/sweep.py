@@ -8,14 +8,9 @@ import math
 from pathlib import Path
 
 from ibrobust.config import SweepBetaCommand, TrainCommand
+from tenfold_core.io import is_rank_zero
 
 __all__ = ["sweep_beta"]
-
-
-def _is_rank_zero() -> bool:
-    import os
-
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def sweep_beta(cfg: SweepBetaCommand) -> dict:
@@ -35,7 +30,7 @@ def sweep_beta(cfg: SweepBetaCommand) -> dict:
             train=dataclasses.replace(cfg.train, out_dir=str(run_dir)), optim=cfg.optim,
         )  # fmt: skip
         info = train(tcfg)
-        if not _is_rank_zero():
+        if not is_rank_zero():
             continue
         model, tok, _ = load_trained(run_dir)
         clean = clean_accuracy(
@@ -49,7 +44,7 @@ def sweep_beta(cfg: SweepBetaCommand) -> dict:
             "clean_sampled": clean.get("clean_acc_sampled", math.nan), "Clean%": s["clean_acc"],
             "AUA%": s["aua"], "Suc%": s["success_rate"], "#Query": s["mean_queries"], "seconds": info["seconds"],
         })  # fmt: skip
-    if not _is_rank_zero():
+    if not is_rank_zero():
         return {}
     table = markdown_table(rows)
     protocol = att["deterministic"]["protocol"] if rows else ""

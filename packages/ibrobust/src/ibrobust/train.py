@@ -13,7 +13,6 @@ One LightningModule (:class:`IBModule`) covers every variant:
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 
 from ibrobust.config import TrainCommand
 from ibrobust.losses import ib_loss
+from tenfold_core.io import is_rank_zero
 from tenfold_core.train import TenfoldModule
 
 __all__ = ["IBModule", "train", "build_model"]
@@ -108,10 +108,6 @@ def _load_encoder(model, source, where: str) -> None:
     model.load_state_dict(src if same_head else {**dst, **enc})
 
 
-def _is_rank_zero() -> bool:
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-
-
 def train(cfg: TrainCommand) -> dict:
     """Train one model; writes ``out_dir/model.safetensors``, ``config.json`` and ``tokenizer/``; returns a JSON
     summary (best validation accuracy, seconds, seconds per epoch)."""
@@ -139,7 +135,7 @@ def train(cfg: TrainCommand) -> dict:
         _load_encoder(model, init, cfg.model.init_from)
     cfg = dataclasses.replace(cfg, model=model.config)
     out = Path(cfg.train.out_dir)
-    if _is_rank_zero():
+    if is_rank_zero():
         tok.save_pretrained(str(out / "tokenizer"))
     ml = cfg.model.max_length
     train_dl = make_loader(

@@ -29,11 +29,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from tenfold_core.io import is_rank_zero
 
 __all__ = [
     "AUGMENTED",
@@ -92,10 +93,6 @@ def adversarial_examples(model, tokenizer, texts, labels, indices, defense, *, s
 
 
 # ------------------------------------------------------------------------------------------- the augmented set
-def _launched_child() -> bool:
-    return any(os.environ.get(k, "0") not in ("", "0") for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
-
-
 def _victim_dir(cfg) -> Path | None:
     d = cfg.defense.aug_victim or cfg.model.init_from
     return Path(d) if d else None
@@ -111,7 +108,7 @@ def _train_victim(cfg) -> Path:
         vcfg = dataclasses.replace(cfg, defense=dataclasses.replace(cfg.defense, name="base"),
                                    train=dataclasses.replace(cfg.train, out_dir=str(vdir)))  # fmt: skip
         info = train(vcfg)
-        if not _launched_child():
+        if not (not is_rank_zero()):
             write_json(vdir / "train.json", info)
     return vdir
 
@@ -193,7 +190,7 @@ def augmented_training_set(cfg, data) -> tuple[list[str], list[int], dict]:
             adv = sorted((a for p in parts for a in p), key=lambda a: a["index"])
             if rank == 0:
                 _write_cache(folder, fp, adv, len(indices), vdir)
-        elif _launched_child():
+        elif not is_rank_zero():
             raise DataError(
                 f"{folder}: no augmented set for this run (rank 0 writes it before the ranks start)"
             )

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
+from tenfold_core.io import is_rank_zero
 from textdefender.config import BenchmarkCommand, TrainCommand
 
 __all__ = ["benchmark", "build_table"]
-
-
-def _is_rank_zero() -> bool:
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def _defense_cfg(cfg: BenchmarkCommand, name: str, seed: int | None = None):
@@ -66,7 +62,7 @@ def benchmark(cfg: BenchmarkCommand, max_cells: int | None = None) -> dict:
                                                               max_epochs=cfg.pretrain_epochs),
                                     optim=dataclasses.replace(cfg.optim, lr=cfg.pretrain_lr))  # fmt: skip
                 pinfo = train(pcfg)
-                if _is_rank_zero():
+                if is_rank_zero():
                     write_json(pre_dir / "train.json", pinfo)
             model_cfg = dataclasses.replace(cfg.model, init_from=str(pre_dir))
         for name in cfg.defenses:
@@ -80,9 +76,9 @@ def benchmark(cfg: BenchmarkCommand, max_cells: int | None = None) -> dict:
                                     train=dataclasses.replace(cfg.train, out_dir=str(run_dir), seed=seed),
                                     optim=cfg.optim)  # fmt: skip
                 info = train(tcfg)
-                if _is_rank_zero():
+                if is_rank_zero():
                     write_json(info_path, info)
-            if not _is_rank_zero():
+            if not is_rank_zero():
                 continue
             info = json.loads(info_path.read_text())
             model, tok, conf = load_trained(run_dir)
@@ -102,7 +98,7 @@ def benchmark(cfg: BenchmarkCommand, max_cells: int | None = None) -> dict:
                         w.write(cell)
                         done.add((name, recipe, seed, mode))
                 new += 1
-    if not _is_rank_zero():
+    if not is_rank_zero():
         return {}
     table, rows = build_table(read_records(cells_path), cfg.defenses)
     from tenfold_core.io import atomic_write_text

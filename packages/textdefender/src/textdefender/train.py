@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from tenfold_core.io import is_rank_zero
 from tenfold_core.train import TenfoldModule
 from textdefender.config import TrainCommand
 from textdefender.defenses import SYNONYM_DEFENSES
@@ -111,10 +111,6 @@ def _timer_callback():
     return _Timer()
 
 
-def _is_rank_zero() -> bool:
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-
-
 def train(cfg: TrainCommand) -> dict:
     from tenfold_core.errors import ConfigError
     from tenfold_core.train import fit
@@ -146,7 +142,7 @@ def train(cfg: TrainCommand) -> dict:
                 f"model.init_from {cfg.model.init_from}: weights do not fit this model ({str(e)[:200]})"
             ) from None
     out = Path(cfg.train.out_dir)
-    if _is_rank_zero():
+    if is_rank_zero():
         tok.save_pretrained(str(out / "tokenizer"))
     ml = model_cfg.max_length
     train_texts, train_labels = data.train.texts, data.train.labels
@@ -161,7 +157,7 @@ def train(cfg: TrainCommand) -> dict:
         from textdefender.defenses import defense_synonym_index
 
         index = defense_synonym_index(cfg.defense, model, tok, synthetic=cfg.data.source == "synthetic")
-        if _is_rank_zero():
+        if is_rank_zero():
             index.save(out / "synonyms.json")
     module = DefenseModule(model, cfg.defense, cfg.optim, tok.mask_token_id, tok.all_special_ids, index)
     t0 = time.perf_counter()
