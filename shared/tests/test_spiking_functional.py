@@ -309,13 +309,22 @@ def test_no_grad_forward_does_not_save_membrane(monkeypatch):
     assert seen == [False, True]
 
 
-def test_kernel_follows_torch_thread_count():
+def test_kernel_follows_torch_thread_count(monkeypatch):
     numba = pytest.importorskip("numba")
+    from tenfold_core.spiking import _cpu_kernel
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    monkeypatch.setattr(_cpu_kernel, "MIN_PARALLEL", 0)
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        x = torch.randn(3, 64, requires_grad=True)
+        torch.set_num_threads(2)
+        x = torch.randn(3, 4096, requires_grad=True)
         lif_multi_step(x, backend="fast").sum().backward()
-        assert numba.get_num_threads() == 1
+        assert numba.get_num_threads() == 2
+        torch.set_num_threads(1)
+        lif_multi_step(x, backend="fast").sum().backward()
+        assert _cpu_kernel.set_threads(torch.get_num_threads()) == 1  # one worker: the serial kernels
+        assert _cpu_kernel.plan(3, 4096, 1, backward=True)[1] == 1
     finally:
         torch.set_num_threads(before)

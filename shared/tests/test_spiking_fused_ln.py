@@ -19,7 +19,7 @@ from tenfold_core.spiking import (
 from tenfold_core.spiking import functional as F
 
 pytest.importorskip("numba")
-from tenfold_core.spiking import _cpu_fused_ln
+from tenfold_core.spiking import _cpu_fused_ln, _cpu_kernel
 
 NAMES = sorted(SURROGATES)
 
@@ -91,7 +91,9 @@ def test_rows_cross_chunks_and_threads_give_the_same_result(monkeypatch):
     args = _inputs(shape, 3)
     s0, v0, g0 = _grads(True, *args, v_threshold=0.7)
     monkeypatch.setattr(_cpu_fused_ln, "MAX_CHUNK", 3 * 40 + 7)
+    monkeypatch.setattr(_cpu_kernel, "MIN_PARALLEL", 0)  # two threads split even this small call
     assert _cpu_fused_ln.plan_rows(4, 37, 40, 1, False) == (3, 1)
+    assert _cpu_fused_ln.plan_rows(4, 37, 40, 2, False) == (3, 2)
     before = torch.get_num_threads()
     for threads in (1, 2):
         torch.set_num_threads(threads)
@@ -194,11 +196,13 @@ def test_build_failure_falls_back_with_warning_runtime_error_is_raised(monkeypat
 
         return f
 
-    monkeypatch.setattr(_cpu_fused_ln, "ln_lif_forward", raiser(MemoryError("simulated out of memory")))
+    for name in ("ln_lif_forward", "ln_lif_forward_serial"):  # the parallel kernel and its one-worker twin
+        monkeypatch.setattr(_cpu_fused_ln, name, raiser(MemoryError("simulated out of memory")))
     with pytest.raises(MemoryError, match="simulated"):
         layernorm_lif_multi_step(x, w, b, v_threshold=0.7)
     assert not F._ln_state["failed"]
-    monkeypatch.setattr(_cpu_fused_ln, "ln_lif_forward", raiser(TypingError("simulated typing error")))
+    for name in ("ln_lif_forward", "ln_lif_forward_serial"):  # the parallel kernel and its one-worker twin
+        monkeypatch.setattr(_cpu_fused_ln, name, raiser(TypingError("simulated typing error")))
     with pytest.warns(RuntimeWarning, match="LayerNorm\\+LIF kernel failed to build"):
         out = layernorm_lif_multi_step(x, w, b, v_threshold=0.7)
     assert torch.equal(out, expected) and F._ln_state["failed"]
@@ -220,7 +224,8 @@ def test_backward_build_failure_uses_autograd_through_the_composition(monkeypatc
     def broken(*a, **k):
         raise LoweringError("simulated")
 
-    monkeypatch.setattr(_cpu_fused_ln, "ln_lif_backward", broken)
+    for name in ("ln_lif_backward", "ln_lif_backward_serial"):  # the parallel kernel and its one-worker twin
+        monkeypatch.setattr(_cpu_fused_ln, name, broken)
     with pytest.warns(RuntimeWarning, match="failed to build"):
         s1, m1, g1 = _grads(True, x, w, b, v0, gs, gv, v_threshold=0.7)
     assert torch.equal(s1, s0)

@@ -1,5 +1,6 @@
 """Single-step (stateful) neurons, PLIF, the neuron factory, multi-chunk kernels, fallback rules, cheap import."""
 
+import os
 import subprocess
 import sys
 
@@ -152,11 +153,14 @@ def test_import_is_cheap_and_does_not_touch_numba_config():
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-def test_fused_two_workers_match_reference():
+def test_fused_two_workers_match_reference(monkeypatch):
     if "fast" not in F.available_backends():
         pytest.skip("no fused CPU kernel")
     from tenfold_core.spiking import _cpu_kernel
 
+    # below MIN_PARALLEL: one worker, the serial kernel
+    assert _cpu_kernel.plan(6, 20000, 2, backward=True)[1] == 1
+    monkeypatch.setattr(_cpu_kernel, "MIN_PARALLEL", 0)
     assert _cpu_kernel.plan(6, 20000, 2, backward=True)[1] == 2  # two workers share the chunks
     before = torch.get_num_threads()
     try:
@@ -173,3 +177,40 @@ def test_fused_two_workers_match_reference():
         torch.set_num_threads(before)
     assert torch.equal(s, sr)
     torch.testing.assert_close(x.grad, xr.grad)
+
+
+def test_one_worker_runs_the_serial_twin_with_the_same_bits(monkeypatch):
+    """A one-worker call runs the kernel compiled without ``parallel=True`` (a workqueue launch costs ~0.1 ms);
+    it is the same code, so spikes, membrane and gradients are bit-identical to the parallel kernel's."""
+    if "fast" not in F.available_backends():
+        pytest.skip("no fused CPU kernel")
+    from tenfold_core.spiking import _cpu_kernel
+
+    assert _cpu_kernel.kernel(_cpu_kernel, "lif_forward", 1)[0] is _cpu_kernel.lif_forward_serial
+    assert _cpu_kernel.kernel(_cpu_kernel, "lif_backward", 2)[0] is _cpu_kernel.lif_backward
+    calls = []
+    for name in ("lif_forward", "lif_forward_serial", "lif_backward", "lif_backward_serial"):
+        fn = getattr(_cpu_kernel, name)
+        monkeypatch.setattr(_cpu_kernel, name, lambda *a, _f=fn, _n=name: (calls.append(_n), _f(*a))[1])
+    torch.manual_seed(7)
+    x = (torch.randn(5, 3000) * 2).requires_grad_(True)
+    g = torch.randn(5, 3000)
+    before = torch.get_num_threads()
+    out = {}
+    try:
+        for threads, min_par in ((1, 1 << 18), (2, 0)):
+            torch.set_num_threads(threads)
+            monkeypatch.setattr(_cpu_kernel, "MIN_PARALLEL", min_par)
+            x.grad = None
+            s, v = lif_multi_step(x, backend="fast", return_v=True, detach_reset=False)
+            (s * g + v).sum().backward()
+            out[threads] = (s, v, x.grad.clone())
+    finally:
+        torch.set_num_threads(before)
+    assert calls == ["lif_forward_serial", "lif_backward_serial", "lif_forward", "lif_backward"]
+    if "NUMBA_THREADING_LAYER" not in os.environ:  # the pool started in the layer the kernels ask for
+        import numba
+
+        assert numba.threading_layer() == "workqueue"
+    for a, b in zip(out[1], out[2]):
+        assert torch.equal(a, b)

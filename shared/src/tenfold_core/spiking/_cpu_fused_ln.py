@@ -25,9 +25,17 @@ import math
 
 from numba import njit, prange
 
-from ._cpu_kernel import _bwd_row, _fwd_row, plan
+from . import _cpu_kernel
+from ._cpu_kernel import _bwd_row, _fwd_row, _serial, plan
 
-__all__ = ["MAX_CHUNK", "ln_lif_backward", "ln_lif_forward", "plan_rows"]
+__all__ = [
+    "MAX_CHUNK",
+    "ln_lif_backward",
+    "ln_lif_backward_serial",
+    "ln_lif_forward",
+    "ln_lif_forward_serial",
+    "plan_rows",
+]
 
 #: Optional cap on a chunk's elements (None: ``plan``'s choice); tests lower it to cross chunks on small inputs.
 MAX_CHUNK: int | None = None
@@ -35,7 +43,10 @@ MAX_CHUNK: int | None = None
 
 def plan_rows(T: int, M: int, D: int, nthreads: int, backward: bool, max_chunk: int | None = None):
     """``(rows, workers)``: :func:`._cpu_kernel.plan`'s chunk for the ``[T, M * D]`` call rounded down to whole
-    rows (at least one row), optionally capped at ``max_chunk`` elements (default :data:`MAX_CHUNK`)."""
+    rows (at least one row), optionally capped at ``max_chunk`` elements (default :data:`MAX_CHUNK`); one worker
+    below :data:`._cpu_kernel.MIN_PARALLEL` elements."""
+    if int(T) * int(M) * int(D) < _cpu_kernel.MIN_PARALLEL:
+        nthreads = 1
     chunk, _ = plan(T, M * D, nthreads, backward)
     max_chunk = MAX_CHUNK if max_chunk is None else max_chunk
     if max_chunk is not None:
@@ -210,3 +221,8 @@ def ln_lif_backward(
                     for j in range(D):
                         gr[j] = rs * (gr[j] * w[j] - ma - (xr[j] * rs + nb) * mb)
             g_v0[lo:hi] = carry
+
+
+#: Serial twins for one-worker calls (see :data:`._cpu_kernel.lif_forward_serial`).
+ln_lif_forward_serial = _serial(ln_lif_forward, "ln_lif_forward_serial")
+ln_lif_backward_serial = _serial(ln_lif_backward, "ln_lif_backward_serial")

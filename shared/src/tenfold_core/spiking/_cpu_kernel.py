@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import types
 
 import numba
 import numpy as np
@@ -87,14 +88,23 @@ def _fwd_row(
         vb[j] = v
 
 
+#: Fewest elements (``T * N``) for which a call is split over several threads. A parallel launch on numba's
+#: workqueue layer costs ~0.1 ms (measured here: 80-120 us against 2 us for the serial kernel), about the time
+#: one thread needs for 2^18 elements; smaller calls run the serial kernel even when more threads are allowed.
+MIN_PARALLEL = 1 << 18
+
+
 def plan(T: int, N: int, nthreads: int, backward: bool) -> tuple[int, int]:
     """``(chunk, workers)`` for a ``[T, N]`` call. Long row slices stream best (hardware prefetchers stop at
     4 KiB pages, so short slices hop between cold streams): chunks of up to 65536 elements, at least 4 per
     thread when N allows. The backward's chunk buffer of ``T * chunk`` recomputed ``H`` values is capped at 2^20
-    values (4 MiB in float32), so for large T the chunk shrinks."""
+    values (4 MiB in float32), so for large T the chunk shrinks. One worker below :data:`MIN_PARALLEL`
+    elements (then the caller runs the serial kernel, see :func:`kernel`)."""
     chunk = 65536
     if backward:
         chunk = min(chunk, max(1024, (1 << 20) // max(int(T), 1)))
+    if int(T) * int(N) < MIN_PARALLEL:
+        nthreads = 1
     if nthreads > 1:
         chunk = min(chunk, max(1024, -(-N // (4 * nthreads))))
     chunk = max(16, min(chunk, -(-N // 16) * 16))
@@ -267,6 +277,30 @@ def lif_backward(x, v0, g_s, g_v, params, iparams, g_x, g_v0, ws):  # pragma: no
             g_v0[lo:hi] = carry
 
 
+def _serial(kernel, name: str):
+    """``kernel`` compiled again without ``parallel=True`` (``prange`` runs as ``range``), under its own name so
+    its on-disk cache entry is its own. Same code, same arithmetic, so the same bits."""
+    f = kernel.py_func
+    g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
+    g.__qualname__ = name
+    return njit(cache=True, error_model="numpy")(g)
+
+
+#: Serial twins of the two kernels, for calls that run on one worker: a parallel launch on numba's workqueue
+#: layer costs ~0.1 ms even at one thread, more than a small layer's whole LIF.
+lif_forward_serial = _serial(lif_forward, "lif_forward_serial")
+lif_backward_serial = _serial(lif_backward, "lif_backward_serial")
+
+
+def kernel(module, name: str, workers: int):
+    """The kernel ``name`` of ``module`` for a call on ``workers`` workers: the parallel one (under numba's
+    workqueue layer, see :func:`threading_layer`) or, for one worker, its serial twin ``name + "_serial"``.
+    Returns ``(function, context manager to launch it in)``."""
+    if workers > 1:
+        return getattr(module, name), threading_layer()
+    return getattr(module, name + "_serial"), contextlib.nullcontext()
+
+
 def make_params(dtype, tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2) -> np.ndarray:
     """Pack the float parameters in the kernel dtype."""
     return np.array(
@@ -277,8 +311,12 @@ def make_params(dtype, tau, v_threshold, v_reset, input_gain, carry_gain, c1, c2
 
 def set_threads(n: int) -> int:
     """Use ``n`` numba threads (capped by ``NUMBA_NUM_THREADS``), so the kernels follow ``torch.set_num_threads``.
-    Returns the thread count (the kernels split their chunks over that many workers)."""
+    Returns the thread count (the kernels split their chunks over that many workers; at 1 the serial kernels run
+    and numba's pool is left alone)."""
     n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != n:
-        numba.set_num_threads(n)
+    if n == 1:  # one worker runs the serial kernels: numba's thread pool is not needed (nor started)
+        return 1
+    with threading_layer():  # get/set_num_threads start the pool: in the layer the kernels launch in
+        if numba.get_num_threads() != n:
+            numba.set_num_threads(n)
     return n

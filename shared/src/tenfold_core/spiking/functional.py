@@ -186,10 +186,12 @@ class _FusedCPU(torch.autograd.Function):
         v0n = v0.detach().numpy() if has_v0 else xn[0]
         ip = iparams.copy()
         ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
-        with _cpu_lock, mod.threading_layer():
+        with _cpu_lock:
             chunk, workers = mod.plan(T, N, mod.set_threads(torch.get_num_threads()), backward=False)
             ws = _buffers.empty((workers, chunk), x2d.dtype)
-            mod.lif_forward(xn, v0n, params, ip, s.numpy(), v.numpy(), ws.numpy())
+            run, scope = mod.kernel(mod, "lif_forward", workers)
+            with scope:
+                run(xn, v0n, params, ip, s.numpy(), v.numpy(), ws.numpy())
         ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0 = params, ip, return_v, has_v0
         ctx.ref_cfg = ref_cfg
         if need_grad:
@@ -215,12 +217,22 @@ class _FusedCPU(torch.autograd.Function):
         xn = x2d.detach().numpy()
         v0n = v0.detach().numpy() if ctx.has_v0 else xn[0]
         try:
-            with _cpu_lock, mod.threading_layer():
+            with _cpu_lock:
                 chunk, workers = mod.plan(T, N, mod.set_threads(torch.get_num_threads()), backward=True)
                 ws = _buffers.empty((workers, T + 2, chunk), x2d.dtype)
-                mod.lif_backward(
-                    xn, v0n, g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy(), ws.numpy()
-                )  # fmt: skip
+                run, scope = mod.kernel(mod, "lif_backward", workers)
+                with scope:
+                    run(
+                        xn,
+                        v0n,
+                        g_s.numpy(),
+                        g_vn.numpy(),
+                        ctx.params,
+                        ip,
+                        g_x.numpy(),
+                        g_v0.numpy(),
+                        ws.numpy(),
+                    )
         except Exception as exc:
             if not _is_build_failure(exc):
                 raise
@@ -571,13 +583,15 @@ class _FusedLNCPU(torch.autograd.Function):
         v0n = v0.detach().numpy() if has_v0 else xn[0, 0]
         ip = iparams.copy()
         ip[4], ip[5], ip[6] = int(has_v0), int(need_grad), int(return_v)
-        with _cpu_lock, lif.threading_layer():
+        with _cpu_lock:
             rows, workers = mod.plan_rows(T, M, D, lif.set_threads(torch.get_num_threads()), backward=False)
             ws = _buffers.empty((workers, 2, rows * D), dt)
-            mod.ln_lif_forward(
-                xn, w.numpy(), b.numpy(), float(eps), v0n, params, ip, rows, s.numpy(), v.numpy(), mean.numpy(),
-                rstd.numpy(), ws.numpy(),
-            )  # fmt: skip
+            run, scope = lif.kernel(mod, "ln_lif_forward", workers)
+            with scope:
+                run(
+                    xn, w.numpy(), b.numpy(), float(eps), v0n, params, ip, rows, s.numpy(), v.numpy(),
+                    mean.numpy(), rstd.numpy(), ws.numpy(),
+                )  # fmt: skip
         ctx.params, ctx.iparams, ctx.return_v, ctx.has_v0, ctx.eps = params, ip, return_v, has_v0, eps
         ctx.has_w, ctx.has_b, ctx.ref_cfg = weight is not None, bias is not None, ref_cfg
         if need_grad:
@@ -607,16 +621,18 @@ class _FusedLNCPU(torch.autograd.Function):
         xn = x3d.detach().numpy()
         v0n = v0.detach().numpy() if ctx.has_v0 else xn[0, 0]
         try:
-            with _cpu_lock, lif.threading_layer():
+            with _cpu_lock:
                 rows, workers = mod.plan_rows(
                     T, M, D, lif.set_threads(torch.get_num_threads()), backward=True
                 )
                 ws = _buffers.empty((workers, T + 3, rows * D), dt)
                 g_wb = np.zeros((workers, 2, D), dtype=np.float64)
-                mod.ln_lif_backward(
-                    xn, w.numpy(), b.numpy(), v0n, mean.numpy(), rstd.numpy(), g_s.numpy(), g_vn.numpy(),
-                    ctx.params, ip, rows, g_x.numpy(), g_v0.numpy(), g_wb, ws.numpy(),
-                )  # fmt: skip
+                run, scope = lif.kernel(mod, "ln_lif_backward", workers)
+                with scope:
+                    run(
+                        xn, w.numpy(), b.numpy(), v0n, mean.numpy(), rstd.numpy(), g_s.numpy(), g_vn.numpy(),
+                        ctx.params, ip, rows, g_x.numpy(), g_v0.numpy(), g_wb, ws.numpy(),
+                    )  # fmt: skip
         except Exception as exc:
             if not _is_build_failure(exc):
                 raise
