@@ -160,3 +160,34 @@ def test_is_rank_zero_reads_the_launchers_environment(monkeypatch, env, zero):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert is_rank_zero() is zero
+
+
+def test_verb_output_is_json_with_null_numbers_and_str_for_unknown_values(capsys, monkeypatch):
+    """``cli.emit`` (every verb's output) and ``io.json_safe`` are one conversion: NaN -> null, numpy/torch values
+    -> numbers, paths -> strings; an unknown object becomes its str in verb output and raises without a
+    fallback."""
+    from pathlib import Path
+
+    from tenfold_core.cli import emit
+    from tenfold_core.io import json_safe
+
+    class Odd:
+        def __str__(self):
+            return "odd-thing"
+
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "NODE_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    result = {"acc": np.float32(0.5), "loss": float("nan"), "t": torch.tensor([1.5, 2.0]), "p": Path("a/b"),
+              "x": Odd(), "nested": [{"inf": math.inf}]}  # fmt: skip
+    emit(result)
+    out = json.loads(capsys.readouterr().out)
+    assert out == {
+        "acc": 0.5,
+        "loss": None,
+        "t": [1.5, 2.0],
+        "p": "a/b",
+        "x": "odd-thing",
+        "nested": [{"inf": None}],
+    }
+    with pytest.raises(TypeError, match="Odd"):
+        json_safe(result)

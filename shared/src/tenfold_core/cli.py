@@ -30,7 +30,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import math
 import os
 import sys
 import types
@@ -42,7 +41,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from tenfold_core.errors import ConfigError, UserError
-from tenfold_core.io import is_rank_zero
+from tenfold_core.io import is_rank_zero, json_safe
 
 __all__ = [
     "App",
@@ -454,26 +453,16 @@ def _lazy(target: str) -> Callable[[Any], Any]:
     return call
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf -> None (bare NaN is not JSON), recursively through dicts, lists and tuples."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def emit(result: Any) -> Any:
-    """The one output style of every verb: a dict/list printed as JSON (indent 2, ``default=str``, NaN as null) on
-    stdout, a string as it is, on rank 0 only; anything else prints nothing. Returns ``result``."""
+    """The one output style of every verb: a dict/list printed as JSON (indent 2; NaN as null, numpy/torch values as
+    numbers, anything else unknown as its ``str``; :func:`tenfold_core.io.json_safe`) on stdout, a string as it is,
+    on rank 0 only; anything else prints nothing. Returns ``result``."""
     if not is_rank_zero() or result is None:
         return result
     if isinstance(result, str):
         sys.stdout.write(result if result.endswith("\n") else result + "\n")
     elif isinstance(result, (dict, list, tuple)):
-        sys.stdout.write(json.dumps(_json_safe(result), indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(json_safe(result, fallback=str), indent=2) + "\n")
     return result
 
 

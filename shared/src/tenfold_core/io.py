@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,19 +76,28 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
     atomic_write_text(path, text + "\n")
 
 
-def json_safe(o: Any) -> Any:
-    """``o`` as plain JSON data: non-finite floats -> None, numpy/torch values -> Python numbers and lists."""
+def json_safe(o: Any, fallback: Callable[[Any], Any] | None = None) -> Any:
+    """``o`` as plain JSON data: non-finite floats -> None, numpy/torch values -> Python numbers and lists, paths ->
+    strings, dataclasses -> dicts. Anything else raises ``TypeError``, or becomes ``fallback(o)`` when given (the
+    CLI passes ``str``)."""
     if isinstance(o, float):
         return o if math.isfinite(o) else None
     if isinstance(o, (str, int, bool)) or o is None:
         return o
     if isinstance(o, dict):
         return {
-            str(k) if not isinstance(k, (str, int, float, bool)) else k: json_safe(v) for k, v in o.items()
+            str(k) if not isinstance(k, (str, int, float, bool)) else k: json_safe(v, fallback)
+            for k, v in o.items()
         }
     if isinstance(o, (list, tuple)):
-        return [json_safe(v) for v in o]
-    return json_safe(_json_default(o))
+        return [json_safe(v, fallback) for v in o]
+    try:
+        plain = _json_default(o)
+    except TypeError:
+        if fallback is None:
+            raise
+        return fallback(o)
+    return json_safe(plain, fallback)
 
 
 def _json_default(o: Any) -> Any:
