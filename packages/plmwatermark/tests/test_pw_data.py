@@ -79,3 +79,27 @@ def test_key_inside_model_folder_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match="inside the model folder"):
         run_embed(cmd)
+
+
+def test_embed_measures_with_the_key_it_built_not_the_file(tmp_path, monkeypatch):
+    """Under DDP only rank 0 writes the key file; another rank reached ``load_key`` first and failed ("no such
+    file"). Every rank now measures with the key it built: with the write suppressed (the other rank's view) the
+    embed still reports its watermark metrics."""
+    import plmwatermark.train as pt
+    from plmwatermark.config import EmbedCommand, WatermarkModelConfig
+
+    from tenfold_core.config import TrainConfig
+
+    written = []
+    monkeypatch.setattr(pt, "write_json", lambda path, obj: written.append((path, obj)))
+    cmd = EmbedCommand(
+        model=WatermarkModelConfig(backbone="tiny", hidden=32, layers=1, heads=2),
+        data=TaskDataConfig(tasks=["sentiment"], n_train=32, n_dev=8, n_test=16, batch_size=16),
+        clean_epochs=0,
+        key_file=str(tmp_path / "owner.key.json"),
+        train=TrainConfig(out_dir=str(tmp_path / "wm"), max_epochs=1, progress_bar=False, loggers=[]),
+    )
+    res = pt.run_embed(cmd)
+    assert not (tmp_path / "owner.key.json").exists()  # nobody wrote it, yet the metrics came
+    assert len(written) == 1 and written[0][1]["words"] == list(cmd.trigger.words)
+    assert any(k.startswith("wesr") or "wesr" in k for k in res), sorted(res)

@@ -212,18 +212,20 @@ def run_embed(cmd: EmbedCommand) -> dict[str, Any]:
                  task_loaders(pdev, tok, cmd.data.batch_size, cmd.data.max_length, False, 0, "max_size_cycle"),
                  run_config=run_config)  # fmt: skip
     restore_best(model, result)
+    key = {"version": KEY_VERSION, "kind": cmd.trigger.kind, "words": list(cmd.trigger.words),
+           "token_ids": trig_ids, "targets": targets, "seed": cmd.train.seed, "insertions": cmd.trigger.insertions,
+           "model": str(out.resolve())}  # fmt: skip
     if result.trainer is None or result.trainer.is_global_zero:
         tok.save_pretrained(str(out / "tokenizer"))
-        key = {"version": KEY_VERSION, "kind": cmd.trigger.kind, "words": list(cmd.trigger.words),
-               "token_ids": trig_ids, "targets": targets, "seed": cmd.train.seed, "insertions": cmd.trigger.insertions,
-               "model": str(out.resolve())}  # fmt: skip
         key_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(key_path, key)
     from plmwatermark.evaluate import watermark_metrics
 
     model.eval()
+    # every rank measures with the key it built (as written: a JSON round trip), not by reading the file, which
+    # only rank 0 writes (under DDP rank 1 could get there first: "key_file ...: no such file")
     metrics = watermark_metrics(
-        model, tok, tasks, load_key(key_path), cmd.data.max_length, seed=cmd.train.seed
+        model, tok, tasks, json.loads(json.dumps(key)), cmd.data.max_length, seed=cmd.train.seed
     )
     return {"out_dir": str(out), "key_file": str(key_path), "scope": cmd.scope, **metrics}
 
