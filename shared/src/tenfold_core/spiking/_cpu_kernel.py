@@ -1,4 +1,6 @@
-"""Fused multi-step LIF/IF kernels for CPU, compiled with numba (``parallel=True``, on-disk cache).
+"""Fused multi-step LIF/IF kernels for CPU, compiled with numba (``parallel=True``, on-disk cache), each with a serial
+twin (``*_serial``, the same source compiled without ``parallel``) that one-worker calls run: a parallel launch on
+numba's workqueue layer costs ~0.1 ms even at one thread (:data:`MIN_PARALLEL`, :func:`kernel`).
 
 Layout: ``x`` is ``[T, N]`` C-contiguous. Work is split over N in chunks (``plan``: up to 65536 elements, so each
 row slice is a long unit-stride stream; workers take chunks round-robin, one workspace each, passed in by the
