@@ -198,7 +198,7 @@ def test_one_worker_runs_the_serial_twin_with_the_same_bits(monkeypatch):
     before = torch.get_num_threads()
     out = {}
     try:
-        for threads, min_par in ((1, 1 << 18), (2, 0)):
+        for threads, min_par in ((1, 1 << 21), (2, 0)):
             torch.set_num_threads(threads)
             monkeypatch.setattr(_cpu_kernel, "MIN_PARALLEL", min_par)
             x.grad = None

@@ -90,10 +90,12 @@ def _fwd_row(
         vb[j] = v
 
 
-#: Fewest elements (``T * N``) for which a call is split over several threads. A parallel launch on numba's
-#: workqueue layer costs ~0.1 ms (measured here: 80-120 us against 2 us for the serial kernel), about the time
-#: one thread needs for 2^18 elements; smaller calls run the serial kernel even when more threads are allowed.
-MIN_PARALLEL = 1 << 18
+#: Fewest elements (``T * N``) for which a call is split over several threads; smaller calls run the serial kernel
+#: even when more threads are allowed. A parallel launch on numba's workqueue layer costs ~0.1 ms (80-120 us
+#: measured here, against 2 us for the serial kernel), and the kernels are memory-bound: on the 2-core machine
+#: measured, fwd+bwd at 2 threads took 0.54x the serial speed at 2^18 elements and broke even (0.97-0.98x) at 2^21
+#: and 2^23. Machines with more memory bandwidth per core gain from threads above this size.
+MIN_PARALLEL = 1 << 21
 
 
 def plan(T: int, N: int, nthreads: int, backward: bool) -> tuple[int, int]:
