@@ -223,16 +223,8 @@ class _FusedCPU(torch.autograd.Function):
                 run, scope = mod.kernel(mod, "lif_backward", workers)
                 with scope:
                     run(
-                        xn,
-                        v0n,
-                        g_s.numpy(),
-                        g_vn.numpy(),
-                        ctx.params,
-                        ip,
-                        g_x.numpy(),
-                        g_v0.numpy(),
-                        ws.numpy(),
-                    )
+                        xn, v0n, g_s.numpy(), g_vn.numpy(), ctx.params, ip, g_x.numpy(), g_v0.numpy(), ws.numpy()
+                    )  # fmt: skip
         except Exception as exc:
             if not _is_build_failure(exc):
                 raise
