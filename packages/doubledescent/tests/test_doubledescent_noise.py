@@ -51,3 +51,14 @@ def test_persisted_once_and_reloaded(tmp_path, labels):
     # a different training set under the same run folder is refused
     with pytest.raises(DataError, match="true labels differ"):
         noisy_labels_for(tmp_path, np.roll(labels, 1), 0.2, 10, seed=7)
+
+
+def test_non_writing_rank_draws_the_same_labels_and_writes_nothing(tmp_path, labels):
+    """Under DDP only rank 0 writes the noise file (two writers raced: one's unlink broke the other's rename);
+    the other ranks draw the same labels from the seed without writing."""
+    quiet = noisy_labels_for(tmp_path / "r1", labels, 0.2, 10, seed=7, save=False)
+    assert not noise_file(tmp_path / "r1", 0.2, 7, "random").exists()
+    written = noisy_labels_for(tmp_path / "r0", labels, 0.2, 10, seed=7)
+    assert noise_file(tmp_path / "r0", 0.2, 7, "random").is_file()
+    assert np.array_equal(quiet.observed, written.observed)
+    assert np.array_equal(quiet.selected, written.selected)

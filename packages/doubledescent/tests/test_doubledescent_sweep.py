@@ -228,3 +228,20 @@ def test_resume_after_kill_gives_the_same_results(tmp_path):
     assert (tmp_path / "killed" / "report.md").is_file() and (
         tmp_path / "killed" / "double_descent.png"
     ).is_file()
+
+
+def test_a_non_zero_rank_leaves_temporary_files_and_the_noise_file_to_rank_zero(tmp_path, monkeypatch):
+    """Regression (DDP, 2 processes): rank 0's stale-file sweep unlinked rank 1's noise file in flight. A non-zero
+    rank neither removes temporary files nor writes the noise file."""
+    import doubledescent.sweep as sw
+
+    from tenfold_core.io import TMP_PREFIX
+
+    run = tmp_path / "r"
+    (run / "noise").mkdir(parents=True)
+    in_flight = run / "noise" / f"{TMP_PREFIX}noise-p0.2-seed0-random.npz.x"
+    in_flight.write_bytes(b"another rank is writing this")
+    monkeypatch.setattr(sw, "is_rank_zero", lambda: False)
+    run_sweep(_units_cfg(run, seeds=[0], widths=[2], train={"out_dir": str(run), "max_epochs": 2}))
+    assert in_flight.exists()
+    assert not list((run / "noise").glob("noise-*.npz"))

@@ -539,7 +539,8 @@ def build_trainer(
     check_devices(cfg)
     out = Path(cfg.out_dir)
     ckpt_dir = out / "checkpoints"
-    remove_stale_tmp(ckpt_dir)
+    if is_rank_zero():  # the writer's rank: another rank's file in flight is not stale
+        remove_stale_tmp(ckpt_dir)
     hooks = [cb for cb in callbacks if isinstance(cb, _FitHooks)]
     callbacks = [cb for cb in callbacks if not isinstance(cb, _FitHooks)]
     cbs: list[Callback] = hooks[:1] or [_FitHooks(cfg.seed, ckpt_dir, terminate=False)]

@@ -109,14 +109,23 @@ _NAME = re.compile(r"noise-p([0-9.e+-]+)-seed(-?\d+)-(random|wrong)\.npz$")
 
 
 def noisy_labels_for(
-    run_dir: str | Path, labels: np.ndarray, p: float, num_classes: int, seed: int, mode: str = "random"
+    run_dir: str | Path,
+    labels: np.ndarray,
+    p: float,
+    num_classes: int,
+    seed: int,
+    mode: str = "random",
+    save: bool = True,
 ) -> NoisyLabels:
     """The persisted noisy labels of ``run_dir`` for (p, seed, mode): drawn and saved atomically the first time, loaded
-    afterwards. Fails if the stored true labels differ from ``labels`` (the data changed under the run)."""
+    afterwards. Fails if the stored true labels differ from ``labels`` (the data changed under the run). ``save=False``
+    (the non-zero ranks of a distributed sweep) draws without writing: the draw depends only on ``seed``, so every
+    rank holds the same labels, and one writer cannot race another."""
     path = noise_file(run_dir, p, seed, mode)
     if path.is_file():
         return load_noisy_labels(path, labels)
     noisy = inject_label_noise(labels, p, num_classes, seed, mode)
-    with atomic_open(path, "wb") as f:
-        np.savez(f, observed=noisy.observed, true=noisy.true, selected=noisy.selected)
+    if save:
+        with atomic_open(path, "wb") as f:
+            np.savez(f, observed=noisy.observed, true=noisy.true, selected=noisy.selected)
     return noisy

@@ -171,8 +171,10 @@ def run_sweep(cfg: SweepCommand, data: ArrayData | None = None) -> Path:
     if run.exists() and not run.is_dir():
         raise ConfigError(f"train.out_dir {run}: is a file, expected a run folder")
     run.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(run)
-    remove_stale_tmp(run / "noise")
+    rank0 = is_rank_zero()
+    if rank0:  # another rank's file in flight is not stale (under DDP a rank 0 unlink broke rank 1's rename)
+        remove_stale_tmp(run)
+        remove_stale_tmp(run / "noise")
     data = data if data is not None else load_data(cfg.data)
     model_config_for(
         cfg.model, min(cfg.widths), data.input_shape, data.num_classes
@@ -189,7 +191,6 @@ def run_sweep(cfg: SweepCommand, data: ArrayData | None = None) -> Path:
     done = {unit_key(r["model"], r["width"], r["noise"], r["seed"]) for r in read_results(csv_path)}
     per_unit = _steps_per_unit(cfg, data)
     noisy_cache: dict[tuple[float, int], Any] = {}
-    rank0 = is_rank_zero()
     with _Progress(
         len(mine) * per_unit, sum(u in done for u in mine) * per_unit, cfg.progress and rank0
     ) as bar:
@@ -199,7 +200,7 @@ def run_sweep(cfg: SweepCommand, data: ArrayData | None = None) -> Path:
             _, _, p, seed = item[0]
             if (p, seed) not in noisy_cache:
                 noisy_cache[(p, seed)] = noisy_labels_for(
-                    run, data.y_train, p, data.num_classes, seed, cfg.noise_mode
+                    run, data.y_train, p, data.num_classes, seed, cfg.noise_mode, save=rank0
                 )
             noisy = noisy_cache[(p, seed)]
             check_knn(cfg, noisy)

@@ -390,7 +390,9 @@ def run_train(cfg: TrainCommand, data: ArrayData | None = None) -> dict[str, Any
     data = data if data is not None else load_data(cfg.data)
     width = int(cfg.model.width)
     check_size(cfg, data, [width])
-    noisy = noisy_labels_for(out, data.y_train, cfg.noise, data.num_classes, cfg.seed, cfg.noise_mode)
+    noisy = noisy_labels_for(
+        out, data.y_train, cfg.noise, data.num_classes, cfg.seed, cfg.noise_mode, save=is_rank_zero()
+    )
     from .noise import noise_file
 
     npath = noise_file(out, cfg.noise, cfg.seed, cfg.noise_mode)
