@@ -50,6 +50,10 @@ _LAZY = {
     "scores_from_confusion": "evaluate",
     "augment_sentences": "augment",
     "augment_split": "augment",
+    "TagClasses": "augment",
+    "WordClasses": "augment",
+    "BrillTagger": "tagger",
+    "brill_tagger": "tagger",
     "load_official_checkpoint": "official",
     "official_key_map": "official",
 }

@@ -198,7 +198,9 @@ class AugmentConfig:
     """Stage-2 augmentation of the training split (Tang et al. 2019's rules, what the official ``train_augment.txt``
     holds): per unit, mask with ``p_mask`` or else swap for a same-class unit with ``p_pos``; then, with ``p_ngram``,
     keep a random n-gram (n <= ``max_ngram``). ``factor`` N: the training set becomes N times its size (the originals
-    plus N - 1 variants each, labels kept); 1 is off. Deterministic given ``seed``."""
+    plus N - 1 variants each, labels kept); 1 is off. Deterministic given ``seed``. ``tagger`` picks the
+    part-of-speech classes; ``replace``, ``keep_original``, ``redraw`` and ``labels`` reproduce the first author's
+    augmentation script where it differs (:mod:`spikebert.augment`)."""
 
     factor: int = arg(1, help="training set size multiplier (1: off; Tang et al. / TinyBERT: 20)")
     p_mask: float = arg(0.1, help="probability that a unit becomes the mask token")
@@ -209,6 +211,27 @@ class AugmentConfig:
     unit: Literal["auto", "word", "char"] = arg(
         "auto",
         help="units: word (whitespace), char (Chinese), auto (char with data.tokenizer char, else word)",
+    )
+    tagger: Literal["auto", "brill", "nltk", "induced"] = arg(
+        "auto",
+        help="part-of-speech classes: brill (Brill's Penn tagger, offline), nltk (nltk.pos_tag, as the author's "
+        "script; needs nltk's tagger data), induced (neighbour-count clusters), auto (brill for words, induced "
+        "for characters)",
+    )
+    replace: Literal["unigram", "types"] = arg(
+        "unigram",
+        help="a swap draws by the class's unigram frequencies (Tang et al.) or uniformly over its distinct words "
+        "(types: the author's script)",
+    )
+    keep_original: bool = arg(
+        True, help="keep the original sentences (false: variants only, as the script writes)"
+    )
+    redraw: bool = arg(
+        True,
+        help="redraw a repeated variant (false: the script's factor draws per sentence, repeats dropped)",
+    )
+    labels: Literal["source", "random"] = arg(
+        "source", help="a variant's label: its source sentence's, or random (the script's random 0/1: a bug)"
     )
     seed: int = arg(0, help="augmentation seed (the augmented set is fixed by it, like a train_augment.txt)")
 
